@@ -1,0 +1,92 @@
+"""Face crops: the one place that decides which pixels a model sees.
+
+Training data and the run-time pipeline both cut faces through :func:`crop_face`, from a face
+detector box, so the crop a model learned on is the crop it gets at run time.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+
+@dataclass(frozen=True)
+class CropSpec:
+    """How a square crop is placed around a detector box (x, y, w, h)."""
+
+    size: int  # output side in pixels
+    scale: float  # crop side / detector box side
+    shift_y: float = 0.0  # centre offset, as a fraction of the box side (positive = down)
+
+
+# FER2013 faces are tightly framed: the detector box itself, very slightly enlarged.
+EXPRESSION_CROP = CropSpec(size=48, scale=1.0)
+# Keypoints crop: the detector box with a margin, so brows and chin are inside.
+KEYPOINTS_CROP = CropSpec(size=96, scale=1.2, shift_y=0.05)
+
+
+@dataclass(frozen=True)
+class Crop:
+    """A cut-out face and the square region of the source image it came from."""
+
+    image: np.ndarray  # (size, size) uint8 grayscale
+    x0: float  # top-left corner of the square region, source pixels
+    y0: float
+    side: float  # side of the square region, source pixels
+
+    def to_source(self, points: np.ndarray) -> np.ndarray:
+        """Map (..., 2) points from crop pixels to source-image pixels."""
+        s = self.side / self.image.shape[0]
+        return np.asarray(points, dtype=np.float32) * s + np.array([self.x0, self.y0], np.float32)
+
+    def from_source(self, points: np.ndarray) -> np.ndarray:
+        """Map (..., 2) points from source-image pixels to crop pixels."""
+        s = self.image.shape[0] / self.side
+        return (np.asarray(points, dtype=np.float32) - np.array([self.x0, self.y0], np.float32)) * s
+
+
+def to_gray(image: np.ndarray) -> np.ndarray:
+    """Any OpenCV image (gray, BGR, BGRA; 8 or 16 bit; float 0..1) as uint8 grayscale."""
+    img = np.asarray(image)
+    if img.dtype == np.uint16:
+        img = (img >> 8).astype(np.uint8)
+    elif img.dtype.kind == "f":
+        img = np.clip(img * 255.0, 0, 255).astype(np.uint8)
+    elif img.dtype != np.uint8:
+        raise ValueError(f"unsupported image dtype {img.dtype}")
+    if img.ndim == 2:
+        return img
+    if img.ndim == 3 and img.shape[2] == 1:
+        return img[:, :, 0]
+    if img.ndim == 3 and img.shape[2] == 3:
+        return cv2.cvtColor(img, cv2.COLOR_BGR2GRAY)
+    if img.ndim == 3 and img.shape[2] == 4:
+        return cv2.cvtColor(img, cv2.COLOR_BGRA2GRAY)
+    raise ValueError(f"unsupported image shape {img.shape}")
+
+
+def crop_face(gray: np.ndarray, box: tuple[float, float, float, float], spec: CropSpec) -> Crop:
+    """Cut the square ``spec`` region around detector ``box`` from a grayscale image.
+
+    Parts of the region outside the image are filled by replicating the border, so faces cut by
+    the frame edge still give a full crop.
+    """
+    x, y, w, h = (float(v) for v in box)
+    side = max(1, round(max(w, h) * spec.scale))
+    cx = x + w / 2.0
+    cy = y + h / 2.0 + spec.shift_y * max(w, h)
+    x0, y0 = round(cx - side / 2.0), round(cy - side / 2.0)
+    ih, iw = gray.shape[:2]
+    # Pad only as far as the region leaves the image, then cut and resize.
+    pad_l, pad_t = max(0, -x0), max(0, -y0)
+    pad_r, pad_b = max(0, x0 + side - iw), max(0, y0 + side - ih)
+    region = gray[max(0, y0) : min(ih, y0 + side), max(0, x0) : min(iw, x0 + side)]
+    if region.size == 0:
+        raise ValueError(f"face box {box} lies outside the {iw}x{ih} image")
+    if pad_l or pad_t or pad_r or pad_b:
+        region = cv2.copyMakeBorder(region, pad_t, pad_b, pad_l, pad_r, cv2.BORDER_REPLICATE)
+    interp = cv2.INTER_AREA if side > spec.size else cv2.INTER_LINEAR
+    img = cv2.resize(region, (spec.size, spec.size), interpolation=interp)
+    return Crop(image=img, x0=float(x0), y0=float(y0), side=float(side))

@@ -1,0 +1,98 @@
+"""Run-time inference with onnxruntime only: the shipped models, no torch needed."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+
+from facecue.labels import KEYPOINT_NAMES, class_names
+
+WEIGHTS = resources.files("facecue") / "weights"
+
+
+class ModelNotFoundError(FileNotFoundError):
+    """A model file is missing; the message says how to get it."""
+
+
+def shipped_model_path(name: str) -> Path:
+    """Path of a model shipped in the package (``expression_fer7``, ``keypoints15``, ...)."""
+    path = Path(str(WEIGHTS / f"{name}.onnx"))
+    if not path.exists():
+        raise ModelNotFoundError(
+            f"shipped model {name!r} is missing from {path.parent}; reinstall facecue "
+            "(pip install --force-reinstall facecue) or pass a model file with --model"
+        )
+    return path
+
+
+def model_card(name: str) -> dict:
+    """The model card (JSON) that ships beside a model."""
+    return json.loads(Path(str(WEIGHTS / f"{name}.json")).read_text())
+
+
+def _session(path: str | Path, threads: int) -> ort.InferenceSession:
+    path = Path(path)
+    if not path.exists():
+        raise ModelNotFoundError(f"model file not found: {path}")
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads
+    opts.inter_op_num_threads = 1
+    return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+
+
+def _batch(crops: np.ndarray, size: int) -> np.ndarray:
+    x = np.asarray(crops)
+    if x.ndim == 2:
+        x = x[None]
+    if x.shape[1:] != (size, size):
+        raise ValueError(f"expected crops of shape (N, {size}, {size}), got {x.shape}")
+    return x.astype(np.float32)[:, None]
+
+
+@dataclass
+class ExpressionModel:
+    """Facial-expression classifier on 48x48 grayscale crops."""
+
+    session: ort.InferenceSession
+    labels: tuple[str, ...]
+    size: int = 48
+
+    @classmethod
+    def load(cls, labels: str = "fer7", path: str | Path | None = None,
+             threads: int = 1) -> ExpressionModel:
+        path = path or shipped_model_path(f"expression_{labels}")
+        return cls(_session(path, threads), class_names(labels))
+
+    def predict_proba(self, crops: np.ndarray) -> np.ndarray:
+        """(N, 48, 48) uint8 crops -> (N, classes) probabilities."""
+        x = _batch(crops, self.size)
+        if len(x) == 0:
+            return np.zeros((0, len(self.labels)), np.float32)
+        logits = self.session.run(None, {self.session.get_inputs()[0].name: x})[0]
+        e = np.exp(logits - logits.max(axis=1, keepdims=True))
+        return e / e.sum(axis=1, keepdims=True)
+
+
+@dataclass
+class KeypointModel:
+    """15-keypoint regressor on 96x96 grayscale crops."""
+
+    session: ort.InferenceSession
+    size: int = 96
+
+    @classmethod
+    def load(cls, path: str | Path | None = None, threads: int = 1) -> KeypointModel:
+        return cls(_session(path or shipped_model_path("keypoints15"), threads))
+
+    def predict(self, crops: np.ndarray) -> np.ndarray:
+        """(N, 96, 96) uint8 crops -> (N, 15, 2) keypoints in crop pixels (x, y)."""
+        x = _batch(crops, self.size)
+        if len(x) == 0:
+            return np.zeros((0, len(KEYPOINT_NAMES), 2), np.float32)
+        out = self.session.run(None, {self.session.get_inputs()[0].name: x})[0]
+        return out.reshape(len(x), len(KEYPOINT_NAMES), 2)
