@@ -13,3 +13,34 @@ def shared() -> Path:
     if not SHARED.exists():
         pytest.fail(f"real test data not found at {SHARED}; set FACECUE_SHARED")
     return SHARED
+
+
+@pytest.fixture(scope="session")
+def fer_csv(shared: Path) -> Path:
+    return shared / "data" / "fer2013" / "fer2013.csv.gz"
+
+
+@pytest.fixture(scope="session")
+def fer_sample(fer_csv: Path, tmp_path_factory) -> Path:
+    """A small real FER2013 CSV: the first 600 Training, 200 PublicTest, 200 PrivateTest rows."""
+    import gzip
+
+    want = {"Training": 600, "PublicTest": 200, "PrivateTest": 200}
+    out = tmp_path_factory.mktemp("fer") / "fer_sample.csv"
+    with gzip.open(fer_csv, "rt") as src, open(out, "w") as dst:
+        dst.write(next(src))
+        for line in src:
+            usage = line.rstrip().rsplit(",", 1)[1]
+            if want[usage] > 0:
+                want[usage] -= 1
+                dst.write(line)
+            if not any(want.values()):
+                break
+    return out
+
+
+@pytest.fixture(scope="session")
+def fer_full(fer_csv: Path):
+    from facecue.fer2013 import read_fer2013
+
+    return read_fer2013(fer_csv)[0]

@@ -16,6 +16,8 @@ def main(argv: list[str] | None = None) -> int:
     eval_sub = evaluate.add_subparsers(dest="task", required=True)
 
     _add_expression_parsers(train_sub, eval_sub)
+    _add_keypoints_parsers(train_sub, eval_sub, sub)
+    _add_pipeline_parsers(sub)
 
     args = parser.parse_args(argv)
     try:
@@ -23,6 +25,110 @@ def main(argv: list[str] | None = None) -> int:
     except (FileNotFoundError, ValueError, RuntimeError) as e:
         print(f"facecue: error: {e}", file=sys.stderr)
         return 2
+
+
+# --- keypoints (15 Kaggle keypoints) -----------------------------------------------------
+
+
+def _add_keypoints_parsers(train_sub, eval_sub, sub) -> None:
+    p = train_sub.add_parser("keypoints", help="train the 15-keypoint model")
+    p.add_argument("--data", required=True,
+                   help="Kaggle-format training.csv[.gz] (from `facecue data from-68`)")
+    p.add_argument("--out", required=True, help="run directory (checkpoints, logs, model)")
+    p.add_argument("--epochs", type=int, default=60)
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--lr", type=float, default=0.002)
+    p.add_argument("--width", type=int, default=16, help="channels of the first conv stage")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--limit", type=int, default=0, help="use only N rows per split (smoke runs)")
+    p.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
+    p.add_argument("--plots", action="store_true", help="write training-curve and face PNGs")
+    p.set_defaults(handler=_cmd_train_keypoints)
+
+    p = eval_sub.add_parser("keypoints", help="evaluate a keypoint model")
+    p.add_argument("--data", required=True,
+                   help="Kaggle-format CSV or a 68-point folder (like youtube-faces-68)")
+    p.add_argument("--split", help="train, val, test or all (default: test when the data has "
+                                   "an identity split, else all)")
+    p.add_argument("--model", help="ONNX file (default: the shipped model)")
+    p.add_argument("--limit", type=int, default=0, help="first N rows of the split only")
+    p.add_argument("--json", action="store_true", help="print the full report as JSON")
+    p.add_argument("--plots", help="write a face grid with predicted/true keypoints here")
+    p.set_defaults(handler=_cmd_eval_keypoints)
+
+    data = sub.add_parser("data", help="prepare training data").add_subparsers(
+        dest="task", required=True)
+    p = data.add_parser("from-68", help="68-point folder -> Kaggle-format 96x96 training.csv")
+    p.add_argument("folder", help="folder with NAME_frames_keypoints.csv and NAME/ images")
+    p.add_argument("--out", required=True, help="training.csv or training.csv.gz")
+    p.set_defaults(handler=_cmd_data_from_68)
+
+    kp = sub.add_parser("keypoints", help="Kaggle keypoints files and model shipping")
+    kp_sub = kp.add_subparsers(dest="task", required=True)
+    p = kp_sub.add_parser("submit", help="predict test.csv and write a Kaggle submission")
+    p.add_argument("--test", required=True, help="Kaggle test.csv[.gz] (ImageId, Image)")
+    p.add_argument("--lookup", required=True, help="IdLookupTable.csv[.gz]")
+    p.add_argument("--out", required=True, help="submission CSV (RowId,Location)")
+    p.add_argument("--model", help="ONNX file (default: the shipped model)")
+    p.set_defaults(handler=_cmd_keypoints_submit)
+    p = kp_sub.add_parser("ship", help="copy a run's model into the package with its card")
+    p.add_argument("run", help="run directory of `facecue train keypoints`")
+    p.add_argument("--weights", default=None, help="target folder (default: facecue/weights)")
+    p.set_defaults(handler=_cmd_keypoints_ship)
+
+
+def _cmd_train_keypoints(args) -> int:
+    from facecue.train_keypoints import train_keypoints
+
+    result = train_keypoints(**{k: v for k, v in vars(args).items()
+                                if k not in ("command", "task", "handler")})
+    for split, m in result["metrics"].items():
+        print(f"{split}: rmse_px96 {m['rmse_px96']:.3f} nme {m['nme']:.4f} n={m['n']}")
+    return 0
+
+
+def _cmd_eval_keypoints(args) -> int:
+    import json
+
+    from facecue.evaluate import evaluate_keypoints
+
+    report = evaluate_keypoints(args.data, split=args.split, model=args.model,
+                                limit=args.limit, plots=args.plots)
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        print(f"{report['split']}: rmse_px96 {report['rmse_px96']:.3f} nme {report['nme']:.4f}"
+              f" on n={report['n']}")
+    return 0
+
+
+def _cmd_data_from_68(args) -> int:
+    from facecue.kaggle_keypoints import write_training_csv
+    from facecue.landmarks68 import convert_landmarks68, read_landmarks68
+
+    rows = convert_landmarks68(read_landmarks68(args.folder), progress=True)
+    write_training_csv(args.out, rows)
+    fallback = int((rows.extra["Fallback"] == "1").sum())
+    print(f"{args.out}: {len(rows)} faces, {fallback} cut from the calibrated landmark box")
+    return 0
+
+
+def _cmd_keypoints_submit(args) -> int:
+    from facecue.kaggle_keypoints import make_submission
+
+    n = make_submission(args.test, args.lookup, args.out, model=args.model)
+    print(f"{args.out}: {n} rows")
+    return 0
+
+
+def _cmd_keypoints_ship(args) -> int:
+    from facecue.runtime import WEIGHTS
+    from facecue.train_keypoints import ship_model
+
+    card = ship_model(args.run, args.weights or str(WEIGHTS))
+    print(f"shipped keypoints15.onnx sha256 {card['sha256']}")
+    return 0
 
 
 # --- expression (FER2013) ---------------------------------------------------------------
@@ -81,6 +187,120 @@ def _cmd_eval_expression(args) -> int:
               f"; without cross-split duplicates {report['dedup']['accuracy']:.4f}"
               f" on n={report['dedup']['n']}")
     return 0
+
+
+# --- face pipeline: run, analyze, demo ----------------------------------------------------
+
+
+def _add_pipeline_parsers(sub) -> None:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--labels", choices=["fer5", "fer7"], default="fer7")
+    common.add_argument("--expression-model", help="ONNX file (default: the shipped model)")
+    common.add_argument("--keypoints-model", help="ONNX file (default: the shipped model)")
+    common.add_argument("--detector", choices=["haar", "mediapipe"], default="haar",
+                        help="mediapipe needs facecue[mediapipe]")
+    common.add_argument("--threads", type=int, default=1, help="onnxruntime threads per model")
+
+    p = sub.add_parser("run", parents=[common],
+                       help="faces, keypoints and emotions live from a camera, video or URL")
+    p.add_argument("source", nargs="?", default="0",
+                   help="webcam index, video file, image, folder or rtsp/http URL (default 0)")
+    p.add_argument("--out", help="folder for annotated.mp4, faces.jsonl, summary.csv, snapshots")
+    p.add_argument("--jsonl", help="JSON Lines file, one record per frame and face (- = stdout)")
+    p.add_argument("--no-window", action="store_true", help="do not open a window")
+    p.add_argument("--max-frames", type=int, default=0, help="stop after N frames")
+    p.add_argument("--detect-every", type=int, default=5,
+                   help="frames between re-detections of a tracked face")
+    p.set_defaults(handler=_cmd_run)
+
+    p = sub.add_parser("analyze", parents=[common], help="faces, keypoints and emotions in images")
+    p.add_argument("images", nargs="+")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(handler=_cmd_analyze)
+
+    p = sub.add_parser("demo", parents=[common],
+                       help="run the pipeline on the webcam, or offline on a built-in clip")
+    p.add_argument("--out", default="facecue-demo", help="output folder (default facecue-demo)")
+    p.add_argument("--builtin", action="store_true", help="use the built-in clip, not a webcam")
+    p.add_argument("--max-frames", type=int, default=300, help="webcam frames to process")
+    p.set_defaults(handler=_cmd_demo)
+
+
+def _pipeline(args, **kwargs):
+    from facecue.detect import make_detector
+    from facecue.pipeline import Pipeline
+    from facecue.runtime import ExpressionModel, KeypointModel
+
+    return Pipeline(ExpressionModel.load(args.labels, args.expression_model, args.threads),
+                    KeypointModel.load(args.keypoints_model, args.threads),
+                    make_detector(args.detector), **kwargs)
+
+
+def _run_and_report(args, source, out, jsonl, window: bool, max_frames: int) -> int:
+    from facecue.api import run_to_folder
+
+    pipe = _pipeline(args, detect_every=getattr(args, "detect_every", 5))
+    try:
+        stats, files = run_to_folder(source, out, jsonl, window, pipe, max_frames)
+    except KeyboardInterrupt:
+        print("facecue: interrupted", file=sys.stderr)
+        return 130
+    print(f"facecue: {stats.frames} frames ({stats.skipped} skipped), faces in "
+          f"{stats.face_frames}, {len(stats.ids)} face IDs, {stats.fps:.1f} FPS", file=sys.stderr)
+    for f in files:
+        print(f"facecue: wrote {f}", file=sys.stderr)
+    return 0
+
+
+def _cmd_run(args) -> int:
+    from facecue.sinks import has_display
+
+    window = False
+    if not args.no_window:
+        window, why = has_display()
+        if not window:
+            print(f"facecue: no window: {why}", file=sys.stderr)
+    jsonl = args.jsonl or ("-" if not (window or args.out) else None)
+    return _run_and_report(args, args.source, args.out, jsonl, window, args.max_frames)
+
+
+def _cmd_analyze(args) -> int:
+    import json
+
+    pipe = _pipeline(args)
+    report, failed = {}, 0
+    for path in args.images:
+        try:
+            report[path] = [f.as_dict() for f in pipe.analyze(path)]
+        except (OSError, ValueError) as e:
+            report[path] = {"error": str(e)}
+            failed += 1
+    if args.json:
+        print(json.dumps(report, indent=1))
+    for path, faces in report.items():
+        if "error" in faces:
+            print(f"facecue: {path}: {faces['error']}", file=sys.stderr)
+        elif not args.json:
+            desc = "; ".join(f"{f['box']} {f['label']} {f['probs'][f['label']]:.0%}"
+                             for f in faces)
+            print(f"{path}: {len(faces)} face(s){': ' + desc if faces else ''}")
+    return 1 if failed else 0
+
+
+def _cmd_demo(args) -> int:
+    from importlib import resources
+
+    from facecue.sources import SourceError, VideoSource
+
+    source, max_frames = None, args.max_frames
+    if not args.builtin:
+        try:
+            source = VideoSource(0, reconnect=0)
+        except SourceError:
+            print("facecue: no webcam found; running on the built-in clip", file=sys.stderr)
+    if source is None:
+        source, max_frames = str(resources.files("facecue") / "assets/demo_astronaut.mp4"), 0
+    return _run_and_report(args, source, args.out, None, False, max_frames)
 
 
 if __name__ == "__main__":

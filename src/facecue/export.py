@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
 import tempfile
 from pathlib import Path
@@ -47,11 +46,3 @@ def export_onnx(model: torch.nn.Module, size: int, path: str | Path,
         if os.path.exists(tmp):
             os.unlink(tmp)
     return diff
-
-
-def sha256(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()

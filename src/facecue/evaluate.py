@@ -1,0 +1,106 @@
+"""Evaluate the shipped models with onnxruntime only: expression on FER2013-format data,
+keypoints on Kaggle-format CSVs or 68-point folders."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from facecue.fer2013 import USAGES, read_fer2013
+from facecue.fileio import file_sha256
+from facecue.kaggle_keypoints import KeypointRows
+from facecue.labels import class_names
+from facecue.metrics import classification_report, keypoint_report
+from facecue.runtime import ExpressionModel, KeypointModel, shipped_model_path
+
+
+def _duplicate_mask(hashes: np.ndarray, usage: np.ndarray, split: str) -> np.ndarray:
+    """Which rows of ``split`` share their exact image with another Usage.
+
+    For a test split that other Usage is Training (the leak that matters); for Training it is
+    either test split; for ``all``, any second Usage.
+    """
+    if split == "all":
+        seen: dict[str, set[str]] = {}
+        for h, u in zip(hashes, usage, strict=True):
+            seen.setdefault(h, set()).add(u)
+        return np.array([len(seen[h]) > 1 for h in hashes], dtype=bool)
+    rows = usage == split
+    ref_usages = ["Training"] if split != "Training" else [u for u in USAGES if u != "Training"]
+    ref = set(hashes[np.isin(usage, ref_usages)])
+    return np.array([h in ref for h in hashes[rows]], dtype=bool)
+
+
+def evaluate_expression(data: str | Path, labels: str = "fer7", split: str = "PrivateTest",
+                        model: str | Path | None = None, limit: int = 0,
+                        plots: str | Path | None = None, skip_bad: bool = False,
+                        threads: int = 2) -> dict:
+    """Accuracy, per-class precision/recall, confusion matrix on ``split``, and the same accuracy
+    with the split's images that also occur in Training removed (FER2013 has such duplicates)."""
+    fer, read_report = read_fer2013(data, skip_bad=skip_bad)
+    dup_all = _duplicate_mask(fer.image_hashes(), fer.usage, split)
+    rows = fer.split(split)
+    images, targets, keep = rows.for_labels(labels)
+    dup = dup_all[keep]
+    if limit:
+        images, targets, dup = images[:limit], targets[:limit], dup[:limit]
+    if len(images) == 0:
+        raise ValueError(f"{data}: no {split} rows for label set {labels}")
+    model_path = Path(model) if model else shipped_model_path(f"expression_{labels}")
+    net = ExpressionModel.load(labels, model_path, threads=threads)
+    probs = np.concatenate([net.predict_proba(images[i:i + 1024])
+                            for i in range(0, len(images), 1024)])
+    pred = probs.argmax(1)
+    names = class_names(labels)
+    report = {"labels": labels, "split": split, "data": str(data), "model": str(model_path),
+              "model_sha256": file_sha256(model_path), "skipped_bad_rows": read_report.skipped,
+              **classification_report(targets, pred, names)}
+    clean = ~dup
+    report["dedup"] = {"removed": int(dup.sum()), "n": int(clean.sum()),
+                       "accuracy": float((pred[clean] == targets[clean]).mean())
+                       if clean.any() else 0.0}
+    if plots:
+        from facecue.plots import plot_confusion, plot_face_grid
+
+        out = Path(plots)
+        out.mkdir(parents=True, exist_ok=True)
+        plot_confusion(np.array(report["confusion_matrix"]), names,
+                       out / f"confusion_{labels}_{split}.png")
+        plot_face_grid(images, targets, pred, names, out / f"faces_{labels}_{split}.png")
+    return report
+
+
+def evaluate_keypoints(data: str | Path | KeypointRows, split: str | None = None,
+                       model: str | Path | None = None, limit: int = 0,
+                       plots: str | Path | None = None, threads: int = 1) -> dict:
+    """Kaggle RMSE, NME and per-keypoint errors of a keypoint model on ``split`` rows.
+
+    ``data`` is a Kaggle-format CSV, a 68-point folder (converted with the pipeline's detector
+    and crop) or rows already read. ``split`` defaults to ``test`` (held-out identities) when
+    the data has a Split column, else to ``all``.
+    """
+    from facecue.landmarks68 import load_keypoint_data
+
+    rows = data if isinstance(data, KeypointRows) else load_keypoint_data(data)
+    split = split or ("test" if "Split" in rows.extra else "all")
+    rows = rows.split(split)
+    if limit:
+        rows = rows.subset(np.arange(min(limit, len(rows))))
+    if len(rows) == 0:
+        raise ValueError(f"{data}: no {split} rows with keypoints")
+    model_path = Path(model) if model else shipped_model_path("keypoints15")
+    net = KeypointModel.load(model_path, threads=threads)
+    pred = np.concatenate([net.predict(rows.images[i:i + 512])
+                           for i in range(0, len(rows), 512)])
+    report = {"split": split, "data": str(data) if not isinstance(data, KeypointRows) else None,
+              "model": str(model_path), "model_sha256": file_sha256(model_path),
+              **keypoint_report(pred, rows.keypoints)}
+    if "Fallback" in rows.extra:
+        report["fallback_box_rows"] = int((rows.extra["Fallback"] == "1").sum())
+    if plots:
+        from facecue.plots import plot_keypoint_grid
+
+        plot_keypoint_grid(rows.images, rows.keypoints, pred,
+                           Path(plots) / f"keypoints_{split}.png")
+    return report

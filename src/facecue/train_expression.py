@@ -1,0 +1,118 @@
+"""Train the FER2013 expression model: Training rows to learn, PublicTest to pick the epoch,
+PrivateTest only to report (needs the ``train`` extra)."""
+
+from __future__ import annotations
+
+import shlex
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from facecue import augment
+from facecue.evaluate import evaluate_expression
+from facecue.export import export_onnx
+from facecue.fer2013 import read_fer2013
+from facecue.fileio import atomic_write_json, file_sha256
+from facecue.labels import class_names
+from facecue.models import expression_net
+from facecue.training import TrainConfig, fit
+
+
+def _batches(images: torch.Tensor, targets: torch.Tensor, batch_size: int, seed: int):
+    def epoch_batches(epoch: int):
+        gen = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+        order = torch.randperm(len(images), generator=gen)
+        for i in range(0, len(order) - batch_size + 1, batch_size):
+            idx = order[i:i + batch_size]
+            x = images[idx]
+            theta = augment.random_affine(len(idx), gen, rotate_deg=12, scale=0.12,
+                                          shift=0.12, flip=True)
+            x = augment.warp(x, theta)
+            x = augment.photometric(x, gen)
+            yield augment.cutout(x, gen), targets[idx]
+    return epoch_batches
+
+
+def _accuracy(model: torch.nn.Module, images: torch.Tensor, targets: torch.Tensor) -> float:
+    correct = 0
+    for i in range(0, len(images), 512):
+        correct += int((model(images[i:i + 512]).argmax(1) == targets[i:i + 512]).sum())
+    return correct / max(1, len(images))
+
+
+def train_expression(data: str, labels: str, out: str, epochs: int = 60, batch_size: int = 128,
+                     lr: float = 0.05, width: int = 24, seed: int = 0, threads: int = 2,
+                     limit: int = 0, resume: bool = False, skip_bad_rows: bool = False,
+                     plots: bool = False) -> dict:
+    """Train, keep the best PublicTest epoch, export ``model.onnx`` and write ``card.json``."""
+    out_dir = Path(out)
+    torch.manual_seed(seed)
+    fer, report = read_fer2013(data, skip_bad=skip_bad_rows)
+    if report.skipped:
+        print(f"skipped {report.skipped} bad rows", file=sys.stderr)
+
+    def tensors(split: str) -> tuple[torch.Tensor, torch.Tensor]:
+        images, targets, _ = fer.split(split).for_labels(labels)
+        if limit:
+            images, targets = images[:limit], targets[:limit]
+        if len(images) == 0:
+            raise ValueError(f"{data}: no {split} rows for label set {labels}")
+        x = torch.from_numpy(images.astype(np.float32)).unsqueeze(1)
+        return x, torch.from_numpy(targets)
+
+    train_x, train_y = tensors("Training")
+    val_x, val_y = tensors("PublicTest")
+    model = expression_net(len(class_names(labels)), width=width)
+    config = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, threads=threads)
+    command = "facecue " + shlex.join(sys.argv[1:]) if sys.argv[0].endswith("facecue") else None
+    run = fit(
+        model,
+        train_batches=_batches(train_x, train_y, batch_size, seed),
+        steps_per_epoch=len(train_x) // batch_size,
+        loss_fn=lambda logits, y: F.cross_entropy(logits, y, label_smoothing=0.1),
+        evaluate=lambda m: {"val_accuracy": _accuracy(m, val_x, val_y)},
+        select="val_accuracy", higher_is_better=True, out_dir=out_dir, config=config,
+        resume=resume, meta={"task": "expression", "labels": labels, "width": width,
+                             "data": str(data), "limit": limit},
+    )
+    model.load_state_dict(torch.load(out_dir / "best.pt", map_location="cpu"))
+    onnx_path = out_dir / "model.onnx"
+    export_onnx(model, 48, onnx_path, check_inputs=val_x[:16, 0].numpy().astype(np.uint8))
+    test = evaluate_expression(data, labels=labels, split="PrivateTest", model=onnx_path,
+                               limit=limit, skip_bad=skip_bad_rows,
+                               plots=str(out_dir) if plots else None)
+    n_params = sum(p.numel() for p in model.parameters())
+    card = {
+        "model": f"expression_{labels}",
+        "task": "facial expression classification, 48x48 grayscale face crop",
+        "labels": list(class_names(labels)),
+        "architecture": f"VGG-style CNN, width {width}, {n_params} parameters; "
+                        "input raw pixels 0..255, output logits",
+        "data": {"file": Path(data).name, "train": "Training", "epoch_selection": "PublicTest",
+                 "report": "PrivateTest", "train_rows": len(train_x), "val_rows": len(val_x)},
+        "training_command": command,
+        "seed": seed,
+        "epochs": epochs,
+        "best_epoch": run["best_epoch"],
+        "val_accuracy_PublicTest": run["best"],
+        "training_wall_time_minutes": round(run["seconds"] / 60, 1),
+        "machine": "2 CPU cores, torch 2.13.0 CPU",
+        "metrics": {"split": "PrivateTest", "accuracy": test["accuracy"], "n": test["n"],
+                    "accuracy_without_training_duplicates": test["dedup"]["accuracy"],
+                    "n_without_training_duplicates": test["dedup"]["n"],
+                    "per_class": test["per_class"]},
+        "file": "model.onnx",
+        "sha256": file_sha256(onnx_path),
+    }
+    atomic_write_json(out_dir / "card.json", card)
+    if plots:
+        from facecue.plots import plot_history
+
+        plot_history(run["history"], out_dir / "training_curves.png",
+                     [("train_loss", "train loss"), ("val_accuracy", "PublicTest accuracy")])
+    print(f"PrivateTest accuracy {test['accuracy']:.4f} (n={test['n']}); model {onnx_path}",
+          file=sys.stderr)
+    return card

@@ -1,0 +1,156 @@
+"""The training loop every facecue model shares (PyTorch; needs the ``train`` extra).
+
+What it guarantees: a fixed seed per epoch (so a resumed run continues exactly where an
+uninterrupted one would), an atomic checkpoint after every epoch (``last.pt``), the best epoch
+by a validation metric kept apart (``best.pt``), per-epoch metrics in ``history.json``, and a
+progress bar.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from facecue.fileio import atomic_write_json
+
+Batches = Callable[[int], Iterator[tuple[torch.Tensor, torch.Tensor]]]
+
+
+@dataclass
+class TrainConfig:
+    epochs: int
+    batch_size: int = 128
+    lr: float = 0.05
+    weight_decay: float = 5e-4
+    optimizer: str = "sgd"  # "sgd" (Nesterov momentum) or "adamw"
+    warmup_epochs: float = 1.0
+    seed: int = 0
+    threads: int = 2
+
+
+class RunExistsError(RuntimeError):
+    pass
+
+
+def atomic_torch_save(obj, path: Path) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+    os.close(fd)
+    try:
+        torch.save(obj, tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def _progress(total: int, desc: str):
+    try:
+        from tqdm import tqdm
+    except ImportError:  # tqdm is in the train extra; a plain loop still trains
+        return None
+    return tqdm(total=total, desc=desc, leave=False, file=sys.stderr, dynamic_ncols=True,
+                mininterval=2.0)
+
+
+def _lr_at(step: int, total: int, warmup: int, base: float) -> float:
+    if step < warmup:
+        return base * (step + 1) / warmup
+    t = (step - warmup) / max(1, total - warmup)
+    return base * 0.5 * (1.0 + math.cos(math.pi * t))
+
+
+def fit(model: nn.Module, *, train_batches: Batches, steps_per_epoch: int,
+        loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+        evaluate: Callable[[nn.Module], dict[str, float]], select: str,
+        higher_is_better: bool, out_dir: str | Path, config: TrainConfig,
+        resume: bool = False, meta: dict | None = None) -> dict:
+    """Train ``model`` and return the run summary (history, best epoch, wall time).
+
+    ``train_batches(epoch)`` yields ``(inputs, targets)``; it must draw its randomness from the
+    epoch number so that resuming replays the same batches. ``evaluate(model)`` returns
+    validation metrics; ``select`` names the one that picks the best epoch.
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    last, best_path = out / "last.pt", out / "best.pt"
+    torch.set_num_threads(config.threads)
+    model = model.to(memory_format=torch.channels_last)
+    params_decay = [p for n, p in model.named_parameters() if p.ndim > 1]
+    params_plain = [p for n, p in model.named_parameters() if p.ndim <= 1]
+    groups = [{"params": params_decay, "weight_decay": config.weight_decay},
+              {"params": params_plain, "weight_decay": 0.0}]
+    if config.optimizer == "sgd":
+        opt = torch.optim.SGD(groups, lr=config.lr, momentum=0.9, nesterov=True)
+    elif config.optimizer == "adamw":
+        opt = torch.optim.AdamW(groups, lr=config.lr)
+    else:
+        raise ValueError(f"unknown optimizer {config.optimizer!r}")
+
+    state = {"epoch": 0, "history": [], "best": None, "best_epoch": None, "seconds": 0.0}
+    if last.exists():
+        if not resume:
+            raise RunExistsError(f"{out} already holds a run (last.pt); pass --resume to "
+                                 "continue it or choose another --out")
+        ckpt = torch.load(last, map_location="cpu", weights_only=False)
+        if ckpt["config"] != asdict(config):
+            raise RunExistsError(f"{last} was trained with {ckpt['config']}, not {asdict(config)}")
+        model.load_state_dict(ckpt["model"])
+        opt.load_state_dict(ckpt["optimizer"])
+        state = ckpt["state"]
+        print(f"resuming {out} after epoch {state['epoch']}", file=sys.stderr)
+
+    total = config.epochs * steps_per_epoch
+    warmup = max(1, round(config.warmup_epochs * steps_per_epoch))
+    for epoch in range(state["epoch"] + 1, config.epochs + 1):
+        torch.manual_seed(config.seed * 100_003 + epoch)
+        model.train()
+        t0 = time.time()
+        bar = _progress(steps_per_epoch, f"epoch {epoch}/{config.epochs}")
+        loss_sum, n = 0.0, 0
+        for i, (x, y) in enumerate(train_batches(epoch)):
+            lr = _lr_at((epoch - 1) * steps_per_epoch + i, total, warmup, config.lr)
+            for g in opt.param_groups:
+                g["lr"] = lr
+            opt.zero_grad(set_to_none=True)
+            loss = loss_fn(model(x.contiguous(memory_format=torch.channels_last)), y)
+            loss.backward()
+            opt.step()
+            loss_sum += float(loss) * len(x)
+            n += len(x)
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix(loss=f"{loss_sum / n:.4f}", lr=f"{lr:.4f}", refresh=False)
+        if bar is not None:
+            bar.close()
+        model.eval()
+        with torch.no_grad():
+            metrics = evaluate(model)
+        seconds = time.time() - t0
+        state["seconds"] += seconds
+        row = {"epoch": epoch, "train_loss": loss_sum / max(n, 1), **metrics,
+               "lr": lr, "seconds": round(seconds, 1)}
+        state["history"].append(row)
+        score = metrics[select]
+        improved = state["best"] is None or (
+            score > state["best"] if higher_is_better else score < state["best"])
+        if improved:
+            state["best"], state["best_epoch"] = score, epoch
+            atomic_torch_save(model.state_dict(), best_path)
+        state["epoch"] = epoch
+        atomic_torch_save({"model": model.state_dict(), "optimizer": opt.state_dict(),
+                           "state": state, "config": asdict(config), "meta": meta or {}}, last)
+        summary = {"config": asdict(config), "meta": meta or {}, **state}
+        atomic_write_json(out / "history.json", summary)
+        shown = " ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}"
+                         for k, v in row.items())
+        print(f"{shown}{' *' if improved else ''}", file=sys.stderr, flush=True)
+    return {"config": asdict(config), "meta": meta or {}, **state}
