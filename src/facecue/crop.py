@@ -21,10 +21,12 @@ class CropSpec:
     shift_y: float = 0.0  # centre offset, as a fraction of the box side (positive = down)
 
 
-# FER2013 faces are tightly framed: the detector box itself, very slightly enlarged.
-EXPRESSION_CROP = CropSpec(size=48, scale=1.0)
-# Keypoints crop: the detector box with a margin, so brows and chin are inside.
-KEYPOINTS_CROP = CropSpec(size=96, scale=1.2, shift_y=0.05)
+# FER2013 faces are tightly framed: on FER2013 PublicTest faces the Haar box covers a median
+# 0.958 of the frame, centred (tests/test_crop_contract.py), so the frame is the box x 1.04.
+EXPRESSION_CROP = CropSpec(size=48, scale=1.04)
+# Keypoints crop: the Haar box with a margin. Measured on youtube-faces-68, this keeps 99 % of
+# faces' 15 keypoints at least 14 px (x) and 11 px (y) inside the 96 px crop, room for jitter.
+KEYPOINTS_CROP = CropSpec(size=96, scale=1.3, shift_y=0.07)
 
 
 @dataclass(frozen=True)
@@ -47,15 +49,21 @@ class Crop:
         return (np.asarray(points, dtype=np.float32) - np.array([self.x0, self.y0], np.float32)) * s
 
 
-def to_gray(image: np.ndarray) -> np.ndarray:
-    """Any OpenCV image (gray, BGR, BGRA; 8 or 16 bit; float 0..1) as uint8 grayscale."""
+def to_uint8(image: np.ndarray) -> np.ndarray:
+    """Any OpenCV image depth (8 or 16 bit; float 0..1) as uint8, channels unchanged."""
     img = np.asarray(image)
     if img.dtype == np.uint16:
-        img = (img >> 8).astype(np.uint8)
-    elif img.dtype.kind == "f":
-        img = np.clip(img * 255.0, 0, 255).astype(np.uint8)
-    elif img.dtype != np.uint8:
+        return (img >> 8).astype(np.uint8)
+    if img.dtype.kind == "f":
+        return np.clip(img * 255.0, 0, 255).astype(np.uint8)
+    if img.dtype != np.uint8:
         raise ValueError(f"unsupported image dtype {img.dtype}")
+    return img
+
+
+def to_gray(image: np.ndarray) -> np.ndarray:
+    """Any OpenCV image (gray, BGR, BGRA; 8 or 16 bit; float 0..1) as uint8 grayscale."""
+    img = to_uint8(image)
     if img.ndim == 2:
         return img
     if img.ndim == 3 and img.shape[2] == 1:
