@@ -15,9 +15,10 @@ from facecue import augment
 from facecue.evaluate import evaluate_expression
 from facecue.export import export_onnx
 from facecue.fer2013 import read_fer2013
-from facecue.fileio import atomic_write_json, file_sha256
+from facecue.fileio import atomic_write_bytes, atomic_write_json, file_sha256
 from facecue.labels import class_names
 from facecue.models import expression_net
+from facecue.runtime import WEIGHTS
 from facecue.training import TrainConfig, fit
 
 
@@ -46,8 +47,11 @@ def _accuracy(model: torch.nn.Module, images: torch.Tensor, targets: torch.Tenso
 def train_expression(data: str, labels: str, out: str, epochs: int = 60, batch_size: int = 128,
                      lr: float = 0.05, width: int = 24, seed: int = 0, threads: int = 2,
                      limit: int = 0, resume: bool = False, skip_bad_rows: bool = False,
-                     plots: bool = False) -> dict:
-    """Train, keep the best PublicTest epoch, export ``model.onnx`` and write ``card.json``."""
+                     plots: bool = False, ship: bool = False) -> dict:
+    """Train, keep the best PublicTest epoch, export ``model.onnx`` and write ``card.json``;
+    with ``ship``, also copy both into the package as ``expression_<labels>.onnx/.json``.
+
+    Resuming a finished run trains nothing and rebuilds the model, card and plots."""
     out_dir = Path(out)
     torch.manual_seed(seed)
     fer, report = read_fer2013(data, skip_bad=skip_bad_rows)
@@ -76,7 +80,7 @@ def train_expression(data: str, labels: str, out: str, epochs: int = 60, batch_s
         evaluate=lambda m: {"val_accuracy": _accuracy(m, val_x, val_y)},
         select="val_accuracy", higher_is_better=True, out_dir=out_dir, config=config,
         resume=resume, meta={"task": "expression", "labels": labels, "width": width,
-                             "data": str(data), "limit": limit},
+                             "data": str(data), "limit": limit, "command": command},
     )
     model.load_state_dict(torch.load(out_dir / "best.pt", map_location="cpu"))
     onnx_path = out_dir / "model.onnx"
@@ -93,7 +97,7 @@ def train_expression(data: str, labels: str, out: str, epochs: int = 60, batch_s
                         "input raw pixels 0..255, output logits",
         "data": {"file": Path(data).name, "train": "Training", "epoch_selection": "PublicTest",
                  "report": "PrivateTest", "train_rows": len(train_x), "val_rows": len(val_x)},
-        "training_command": command,
+        "training_command": run["meta"]["command"],
         "seed": seed,
         "epochs": epochs,
         "best_epoch": run["best_epoch"],
@@ -115,4 +119,10 @@ def train_expression(data: str, labels: str, out: str, epochs: int = 60, batch_s
                      [("train_loss", "train loss"), ("val_accuracy", "PublicTest accuracy")])
     print(f"PrivateTest accuracy {test['accuracy']:.4f} (n={test['n']}); model {onnx_path}",
           file=sys.stderr)
+    if ship:
+        name = f"expression_{labels}"
+        weights = Path(str(WEIGHTS))
+        atomic_write_bytes(weights / f"{name}.onnx", onnx_path.read_bytes())
+        atomic_write_json(weights / f"{name}.json", {**card, "file": f"{name}.onnx"})
+        print(f"shipped {weights / name}.onnx", file=sys.stderr)
     return card

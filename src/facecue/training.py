@@ -106,6 +106,7 @@ def fit(model: nn.Module, *, train_batches: Batches, steps_per_epoch: int,
         model.load_state_dict(ckpt["model"])
         opt.load_state_dict(ckpt["optimizer"])
         state = ckpt["state"]
+        meta = ckpt["meta"]  # the run is described by the command that started it
         print(f"resuming {out} after epoch {state['epoch']}", file=sys.stderr)
 
     total = config.epochs * steps_per_epoch
