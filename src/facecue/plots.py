@@ -59,18 +59,25 @@ def plot_confusion(cm: np.ndarray, names: tuple[str, ...], path: str | Path) -> 
     plt.close(fig)
 
 
+def _grid(n_images: int, count: int, seed: int, cell: tuple[float, float]):
+    """A figure of up to ``count`` axes (6 columns) and the random image index for each."""
+    plt = _pyplot()
+    idx = np.random.default_rng(seed).choice(n_images, min(count, n_images), replace=False)
+    cols = 6
+    rows = int(np.ceil(len(idx) / cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(cols * cell[0], rows * cell[1]))
+    axes = np.atleast_1d(axes).ravel()
+    for ax in axes:
+        ax.axis("off")
+    return plt, fig, list(zip(axes, idx, strict=False))
+
+
 def plot_face_grid(images: np.ndarray, true: np.ndarray, pred: np.ndarray,
                    names: tuple[str, ...], path: str | Path, count: int = 36,
                    seed: int = 0) -> None:
     """A grid of faces titled "predicted / true", wrong ones in red."""
-    plt = _pyplot()
-    idx = np.random.default_rng(seed).choice(len(images), min(count, len(images)), replace=False)
-    cols = 6
-    rows = int(np.ceil(len(idx) / cols))
-    fig, axes = plt.subplots(rows, cols, figsize=(cols * 1.6, rows * 1.8))
-    for ax in np.atleast_1d(axes).ravel():
-        ax.axis("off")
-    for ax, i in zip(np.atleast_1d(axes).ravel(), idx, strict=False):
+    plt, fig, cells = _grid(len(images), count, seed, (1.6, 1.8))
+    for ax, i in cells:
         ax.imshow(images[i], cmap="gray", vmin=0, vmax=255)
         ok = pred[i] == true[i]
         ax.set_title(f"{names[pred[i]]}\n/ {names[true[i]]}", fontsize=7,
@@ -82,15 +89,11 @@ def plot_face_grid(images: np.ndarray, true: np.ndarray, pred: np.ndarray,
 def plot_keypoint_grid(images: np.ndarray, true: np.ndarray, pred: np.ndarray,
                        path: str | Path, count: int = 24, seed: int = 0) -> None:
     """A grid of faces with true (green) and predicted (red) keypoints."""
-    plt = _pyplot()
-    idx = np.random.default_rng(seed).choice(len(images), min(count, len(images)), replace=False)
-    cols = 6
-    rows = int(np.ceil(len(idx) / cols))
-    fig, axes = plt.subplots(rows, cols, figsize=(cols * 1.8, rows * 1.8))
-    for ax in np.atleast_1d(axes).ravel():
-        ax.axis("off")
-    for ax, i in zip(np.atleast_1d(axes).ravel(), idx, strict=False):
-        ax.imshow(images[i], cmap="gray", vmin=0, vmax=255)
+    plt, fig, cells = _grid(len(images), count, seed, (1.8, 1.8))
+    for ax, i in cells:
+        # extent: pixel k spans [k, k + 1), the crop coordinates' convention
+        ax.imshow(images[i], cmap="gray", vmin=0, vmax=255,
+                  extent=(0, images.shape[2], images.shape[1], 0))
         ax.scatter(true[i, :, 0], true[i, :, 1], s=6, c="lime", label="true")
         ax.scatter(pred[i, :, 0], pred[i, :, 1], s=6, c="red", marker="x", label="predicted")
     _save(fig, path)
