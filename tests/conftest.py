@@ -44,3 +44,29 @@ def fer_full(fer_csv: Path):
     from facecue.fer2013 import read_fer2013
 
     return read_fer2013(fer_csv)[0]
+
+
+@pytest.fixture(scope="session")
+def kaggle_dir(shared: Path) -> Path:
+    return shared / "data" / "kaggle-facial-keypoints"
+
+
+@pytest.fixture(scope="session")
+def yt68(shared: Path) -> Path:
+    return shared / "data" / "youtube-faces-68"
+
+
+@pytest.fixture(scope="session")
+def yt_items(yt68):
+    from facecue.landmarks68 import read_landmarks68
+
+    return read_landmarks68(yt68)
+
+
+@pytest.fixture(scope="session")
+def yt_sample(yt_items):
+    """A fixed sample of 48 real images, converted, with their source items."""
+    from facecue.landmarks68 import convert_landmarks68
+
+    items = yt_items[::78]
+    return items, convert_landmarks68(items)

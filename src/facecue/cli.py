@@ -18,6 +18,7 @@ def main(argv: list[str] | None = None) -> int:
     _add_expression_parsers(train_sub, eval_sub)
     _add_keypoints_parsers(train_sub, eval_sub, sub)
     _add_pipeline_parsers(sub)
+    _add_speech_parsers(sub)
 
     args = parser.parse_args(argv)
     try:
@@ -148,7 +149,10 @@ def _add_expression_parsers(train_sub, eval_sub) -> None:
     p.add_argument("--limit", type=int, default=0, help="use only N rows per split (smoke runs)")
     p.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
     p.add_argument("--skip-bad-rows", action="store_true")
-    p.add_argument("--plots", action="store_true", help="write training-curve PNGs")
+    p.add_argument("--plots", action="store_true",
+                   help="write training curves, confusion matrix and a face grid (PNG)")
+    p.add_argument("--ship", action="store_true",
+                   help="copy the model and its card into the installed package")
     p.set_defaults(handler=_cmd_train_expression)
 
     p = eval_sub.add_parser("expression", help="evaluate an expression model")
@@ -211,6 +215,11 @@ def _add_pipeline_parsers(sub) -> None:
     p.add_argument("--max-frames", type=int, default=0, help="stop after N frames")
     p.add_argument("--detect-every", type=int, default=5,
                    help="frames between re-detections of a tracked face")
+    p.add_argument("--snapshot-every", type=float, default=0.0,
+                   help="also save a snapshot every S seconds (with --out)")
+    p.add_argument("--speech", action="store_true",
+                   help="caption the latest emotion-marked sentence live (needs "
+                        "facecue[speech]; a webcam also needs facecue[mic])")
     p.set_defaults(handler=_cmd_run)
 
     p = sub.add_parser("analyze", parents=[common], help="faces, keypoints and emotions in images")
@@ -237,18 +246,34 @@ def _pipeline(args, **kwargs):
 
 
 def _run_and_report(args, source, out, jsonl, window: bool, max_frames: int) -> int:
+    import os
+
     from facecue.api import run_to_folder
 
     pipe = _pipeline(args, detect_every=getattr(args, "detect_every", 5))
+    speech = None
+    if getattr(args, "speech", False):
+        from facecue.live import SpeechFeed
+
+        speech = SpeechFeed(source)
     try:
-        stats, files = run_to_folder(source, out, jsonl, window, pipe, max_frames)
+        stats, files = run_to_folder(source, out, jsonl, window, pipe, max_frames,
+                                     getattr(args, "snapshot_every", 0.0), speech)
     except KeyboardInterrupt:
         print("facecue: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # stdout closed early (piped into head): not an error
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     print(f"facecue: {stats.frames} frames ({stats.skipped} skipped), faces in "
           f"{stats.face_frames}, {len(stats.ids)} face IDs, {stats.fps:.1f} FPS", file=sys.stderr)
+    print("facecue: ms/frame " + ", ".join(f"{k} {v:.1f}" for k, v in stats.stage_ms.items()),
+          file=sys.stderr)
     for f in files:
         print(f"facecue: wrote {f}", file=sys.stderr)
+    for line in speech.captioner.lines if speech is not None else []:
+        u = line.item.utterance
+        print(f"facecue: said {u.start:.2f}-{u.end:.2f} s: {line.sentence}", file=sys.stderr)
     return 0
 
 
@@ -290,6 +315,7 @@ def _cmd_analyze(args) -> int:
 def _cmd_demo(args) -> int:
     from importlib import resources
 
+    from facecue.sinks import has_display
     from facecue.sources import SourceError, VideoSource
 
     source, max_frames = None, args.max_frames
@@ -300,7 +326,74 @@ def _cmd_demo(args) -> int:
             print("facecue: no webcam found; running on the built-in clip", file=sys.stderr)
     if source is None:
         source, max_frames = str(resources.files("facecue") / "assets/demo_astronaut.mp4"), 0
-    return _run_and_report(args, source, args.out, None, False, max_frames)
+    window = isinstance(source, VideoSource) and has_display()[0]
+    return _run_and_report(args, source, args.out, None, window, max_frames)
+
+
+# --- speech: emotion-aware captions and expressive speech ---------------------------------
+
+
+def _add_speech_parsers(sub) -> None:
+    p = sub.add_parser("caption", help="emotion-aware captions for a video or audio file "
+                       "(needs facecue[speech])")
+    p.add_argument("media", help="video or audio file (wav, flac, mp3, ogg, mp4, ...)")
+    p.add_argument("--format", choices=["vtt", "srt", "json"], default="vtt")
+    p.add_argument("--out", help="caption file (default: MEDIA's name with the format's suffix,"
+                   " in the current folder)")
+    p.add_argument("--labels", choices=["fer5", "fer7"], default="fer7")
+    p.add_argument("--expression-model", help="ONNX file (default: the shipped model)")
+    p.add_argument("--keypoints-model", help="ONNX file (default: the shipped model)")
+    p.add_argument("--threads", type=int, default=2,
+                   help="threads for speech recognition and for each face model")
+    p.add_argument("--no-manner", action="store_true", help="no [manner] tags in the text")
+    p.add_argument("--emoji", action="store_true", help="end sentences with an emoji")
+    p.set_defaults(handler=_cmd_caption, detector="haar")
+
+    p = sub.add_parser("say", help="speak text with an emotion's prosody into a WAV file "
+                       "(needs espeak-ng)")
+    p.add_argument("text")
+    p.add_argument("--emotion", default="neutral")
+    p.add_argument("--intensity", type=float, default=0.5, help="0..1; >= 0.7 is strong")
+    p.add_argument("--voice", default="en-us", help="espeak-ng voice")
+    p.add_argument("--out", required=True, help="WAV file to write")
+    p.add_argument("--ssml", action="store_true", help="also print the SSML")
+    p.set_defaults(handler=_cmd_say)
+
+
+def _cmd_caption(args) -> int:
+    from pathlib import Path
+
+    from facecue.audio import has_audio
+    from facecue.captions import write_captions
+    from facecue.speech import emotional_utterances, has_video
+    from facecue.transcribe import Transcriber
+
+    media = Path(args.media)
+    pipeline = _pipeline(args) if media.exists() and has_audio(media) and has_video(media) \
+        else None  # emotional_utterances explains what is missing
+    items = list(emotional_utterances(args.media, labels=args.labels, pipeline=pipeline,
+                                      transcriber=Transcriber(cpu_threads=args.threads)))
+    out = Path(args.out or Path(args.media).with_suffix(f".{args.format}").name)
+    files = write_captions(out, items, args.format, manner=not args.no_manner,
+                           emoji=args.emoji)
+    for item in items:
+        flags = [f for f in ("no_face", "disagree") if getattr(item, f)]
+        print(f"{item.utterance.start:7.2f}-{item.utterance.end:7.2f}  {item.emotion:9s} "
+              f"{item.sentence(not args.no_manner, args.emoji)}"
+              + (f"  ({', '.join(flags)})" if flags else ""))
+    if not items:
+        print("no speech found: the caption file has no cues")
+    print("wrote " + ", ".join(map(str, files)))
+    return 0
+
+
+def _cmd_say(args) -> int:
+    from facecue.tts import say, ssml
+
+    if args.ssml:
+        print(ssml(args.text, args.emotion, args.intensity))
+    print(f"wrote {say(args.text, args.out, args.emotion, args.intensity, args.voice)}")
+    return 0
 
 
 if __name__ == "__main__":

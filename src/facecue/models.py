@@ -49,18 +49,30 @@ def expression_net(num_classes: int, width: int = 24) -> VGGNet:
     return VGGNet(num_classes, widths=(width, 2 * width, 4 * width, 8 * width))
 
 
-class KeypointNet(VGGNet):
+class KeypointNet(nn.Module):
     """15-keypoint regressor for 96x96 crops; outputs 30 values, pixel coordinates in the crop.
 
-    The head predicts offsets from the crop centre in units of half the crop side, which keeps
-    the regression targets near zero.
+    Conv stages down to a 12x12 grid, one heat map per keypoint, and a soft-argmax (the
+    expected cell position under the map's softmax), so coordinates stay tied to where things
+    are in the image. A pooled-feature regression head (measured) stalled at the mean shape.
     """
 
-    def __init__(self, width: int = 24, size: int = 96):
-        super().__init__(2 * len(KEYPOINT_NAMES),
-                         widths=(width, 2 * width, 4 * width, 8 * width, 8 * width),
-                         convs=(1, 2, 2, 2, 2), dropout=0.1)
-        self.half = size / 2.0
+    def __init__(self, width: int = 16, size: int = 96, mean: float = 128.0,
+                 std: float = 64.0):
+        super().__init__()
+        w = width
+        self.features = nn.Sequential(*_stage(1, w, 1), *_stage(w, 2 * w, 2),
+                                      *_stage(2 * w, 4 * w, 2), *_stage(4 * w, 8 * w, 2)[:-1])
+        self.heatmaps = nn.Conv2d(8 * w, len(KEYPOINT_NAMES), 1)
+        cells = size // 8
+        centres = (torch.arange(cells, dtype=torch.float32) + 0.5) * (size / cells)
+        self.register_buffer("centres", centres, persistent=False)
+        self.mean, self.std = mean, std
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return super().forward(x) * self.half + self.half
+        h = self.heatmaps(self.features((x - self.mean) / self.std))
+        n, k, gh, gw = h.shape
+        p = torch.softmax(h.flatten(2), -1).view(n, k, gh, gw)
+        xs = (p.sum(2) * self.centres).sum(-1)
+        ys = (p.sum(3) * self.centres).sum(-1)
+        return torch.stack([xs, ys], -1).flatten(1)

@@ -41,6 +41,17 @@ class Face:
         x, y = self.keypoints[KEYPOINT_NAMES.index(name)]
         return float(x), float(y)
 
+    def as_dict(self) -> dict:
+        """JSON-ready summary: box, keypoints (rounded, frame pixels), probabilities, label."""
+        return {
+            "id": self.track_id,
+            "box": [int(v) for v in self.box],
+            "score": round(float(self.detection_score), 3),
+            "keypoints": np.round(self.keypoints.astype(np.float64), 1).tolist(),
+            "label": self.expression.label,
+            "probs": self.expression.as_dict(),
+        }
+
     def lip_gap(self) -> float:
         """Distance between the lip centres relative to face size: mouth openness."""
         top = np.array(self.keypoint("mouth_center_top_lip"))

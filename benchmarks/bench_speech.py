@@ -1,0 +1,121 @@
+"""Speech benchmark on the real media in ../shared: prints figures, asserts nothing.
+
+- WER over the 32 LJSpeech clips (normalisation: facecue.wer.normalise) and the recognition
+  real-time factor (compute seconds / audio seconds) on 2 threads;
+- live latency: jfk.flac fed in 0.1 s chunks at real-time pace to a LiveCaptioner; for each
+  caption line, the wall time from the end of its last word to the line being ready;
+- end to end on the four GRID clips: `facecue caption`'s pipeline, WER of the caption text
+  against the known sentence, and whether every cue lies inside the clip's speech.
+
+    python benchmarks/bench_speech.py [--shared ../shared] [--threads 2] [--only asr,live,grid]
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import re
+import sys
+import time
+from pathlib import Path
+
+from facecue.audio import SAMPLE_RATE, load_audio
+from facecue.transcribe import Transcriber
+from facecue.wer import word_errors
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def bench_asr(shared: Path, tr: Transcriber) -> None:
+    folder = shared / "media/speech/ljspeech"
+    with open(folder / "transcripts.csv", newline="") as f:
+        refs = {row["file"]: row["normalized_transcript"] for row in csv.DictReader(f)}
+    edits = words = 0
+    audio_s = compute_s = cpu_s = 0.0
+    for name, ref in sorted(refs.items()):
+        audio = load_audio(folder / name)
+        t, c = time.perf_counter(), time.process_time()
+        hyp = " ".join(u.text for u in tr.utterances([audio]))
+        compute_s += time.perf_counter() - t
+        cpu_s += time.process_time() - c
+        audio_s += len(audio) / SAMPLE_RATE
+        e, n = word_errors(ref, hyp)
+        edits, words = edits + e, words + n
+        if e:
+            print(f"  {name}: {e}/{n}  ref={ref!r}\n  {' ' * len(name)}  hyp={hyp!r}")
+    print(f"LJSpeech WER {edits}/{words} = {edits / words:.2%} over {len(refs)} clips")
+    print(f"recognition RTF {compute_s:.1f} s / {audio_s:.1f} s = {compute_s / audio_s:.3f}"
+          f" wall; CPU {cpu_s:.1f} s = {cpu_s / audio_s:.3f} (on a free machine with N threads,"
+          f" wall ~ CPU / N)")
+
+
+def bench_live(shared: Path, tr: Transcriber, chunk: float = 0.1) -> None:
+    from facecue.live import LiveCaptioner
+
+    audio = load_audio(shared / "media/speech/jfk/jfk.flac")
+    live = LiveCaptioner(tr)
+    step = int(chunk * SAMPLE_RATE)
+    t0, c0 = time.perf_counter(), time.process_time()
+    for i in range(0, len(audio), step):
+        time.sleep(max(0.0, t0 + i / SAMPLE_RATE - time.perf_counter()))
+        live.feed_audio(audio[i:i + step])
+    time.sleep(max(0.0, t0 + len(audio) / SAMPLE_RATE + 1.5 - time.perf_counter()))
+    lines = live.close()
+    cpu = time.process_time() - c0  # nearly all of it recognition: the feeder only sleeps
+    delays = [line.ready_at - (t0 + line.item.utterance.end) for line in lines]
+    for line, d in zip(lines, delays, strict=True):
+        u = line.item.utterance
+        print(f"  {u.start:6.2f}-{u.end:6.2f} s  +{d:.2f} s  {line.sentence}")
+    print(f"live latency (utterance end -> caption line), {len(lines)} lines: "
+          f"max {max(delays):.2f} s, mean {sum(delays) / len(delays):.2f} s; CPU per line "
+          f"{cpu / len(lines):.2f} s (VAD waits {live.segmenter.min_silence:.2f} s of silence)")
+
+
+def bench_grid(shared: Path, tr: Transcriber) -> None:
+    from facecue.captions import make_cues
+    from facecue.speech import emotional_utterances
+    from facecue.transcribe import SpeechSegmenter
+
+    sys.path.insert(0, str(REPO / "tests"))
+    from pipeline_support import make_pipeline  # shipped models, else the dev stand-ins
+
+    videos = shared / "media/videos"
+    with open(videos / "grid_transcripts.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    edits = words = 0
+    for row in rows:
+        clip = videos / row["file"]
+        t = time.perf_counter()
+        items = list(emotional_utterances(clip, transcriber=tr, pipeline=make_pipeline()))
+        seconds = time.perf_counter() - t
+        cues = make_cues(items)
+        text = " ".join(re.sub(r"\[[^\]]+\]", "", c.text) for c in cues)
+        e, n = word_errors(row["sentence"], text)
+        edits, words = edits + e, words + n
+        spans = [s for step in SpeechSegmenter().spans([load_audio(clip)]) for s in step]
+        lo, hi = spans[0][0], spans[-1][0] + len(spans[-1][1]) / SAMPLE_RATE
+        inside = all(lo - 0.05 <= c.start < c.end <= hi + 0.05 for c in cues)
+        print(f"  {row['file']}: {e}/{n} ref={row['sentence']!r} caption={text!r} speech "
+              f"{lo:.2f}-{hi:.2f} s, cues inside: {inside}, "
+              f"emotion {[x.emotion for x in items]}, {seconds:.1f} s")
+    print(f"GRID caption WER {edits}/{words} = {edits / words:.2%} over {len(rows)} clips")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--shared", type=Path, default=REPO.parent / "shared")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--only", default="asr,live,grid")
+    args = ap.parse_args()
+    parts = set(args.only.split(","))
+    tr = Transcriber(cpu_threads=args.threads)
+    if "asr" in parts:
+        bench_asr(args.shared, tr)
+    if "grid" in parts:
+        bench_grid(args.shared, tr)
+    if "live" in parts:
+        bench_live(args.shared, tr)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Set up facecue for development in ./.venv: the package with every extra, and espeak-ng.
+# Works offline except for the package registries (PyPI, Debian). Re-running starts clean.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# Debian packages: espeak-ng speaks `facecue say`; libportaudio2 serves the microphone.
+if ! command -v espeak-ng >/dev/null 2>&1 || ! ldconfig -p | grep -q libportaudio.so.2; then
+  SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
+  $SUDO apt-get update -qq && $SUDO apt-get install -y -qq espeak-ng libportaudio2 >/dev/null
+fi
+
+rm -rf .venv
+python3 -m venv .venv
+.venv/bin/pip install -q --upgrade pip
+# torch==2.13.0 exactly (the CPU build); the train extra pins it.
+.venv/bin/pip install -q -e ".[train,speech,mic,bench,dev]"
+echo "facecue set up in .venv"

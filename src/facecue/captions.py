@@ -1,0 +1,164 @@
+"""Emotion-aware captions: WebVTT (one CSS class per emotion, plus ``strong``), SRT and JSON.
+Pure Python; files are written atomically.
+
+Cues follow the speech: each utterance's marked words are cut into cues of at most
+``MAX_LINES`` lines of at most ``MAX_CHARS`` characters and at most ``MAX_SECONDS`` seconds,
+timed by the words they hold; a cue ends at a pause of ``PAUSE`` seconds, and a full cue is
+cut after a clause-ending word where there is one. A cue shorter than ``MIN_SECONDS`` is held
+longer, but never into the next cue.
+
+In WebVTT each cue's text is wrapped in ``<c.EMOTION>`` (``<c.EMOTION.strong>`` for strong
+emotion); :func:`stylesheet` gives the matching CSS, embedded in the file as a ``STYLE`` block and
+written beside it as ``NAME.css`` for players that take an external sheet.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from facecue.fileio import atomic_write_text
+from facecue.fusion import EmotionalUtterance
+from facecue.sentences import STRONG, mark_words
+
+MAX_CHARS = 42
+MAX_LINES = 2
+MAX_SECONDS = 7.0
+MIN_SECONDS = 1.0
+PAUSE = 0.8  # a silence this long between words always starts a new cue
+FORMATS = ("vtt", "srt", "json")
+
+# Text colours chosen to stay readable on the usual dark caption background.
+COLOURS = {"anger": "#ff6b6b", "disgust": "#a3d977", "fear": "#c9a0ff", "happiness": "#ffd54f",
+           "sad": "#74b9ff", "surprise": "#ffa94d", "neutral": "#ffffff"}
+
+
+@dataclass(frozen=True)
+class Cue:
+    """One caption on screen: lines joined by ``\\n``, with the emotion it was said with."""
+
+    start: float
+    end: float
+    text: str
+    emotion: str
+    strong: bool
+
+
+def make_cues(items: Sequence[EmotionalUtterance], manner: bool = True, emoji: bool = False,
+              max_chars: int = MAX_CHARS, max_lines: int = MAX_LINES,
+              max_seconds: float = MAX_SECONDS, min_seconds: float = MIN_SECONDS) -> list[Cue]:
+    """Readable cues for the utterances, in time order."""
+    cues: list[Cue] = []
+    for item in sorted(items, key=lambda x: x.utterance.start):
+        words = item.utterance.words
+        marked = mark_words([w.text for w in words], item.emotion, item.intensity,
+                            manner=manner, emoji=emoji)
+        strong = item.emotion != "neutral" and item.intensity >= STRONG
+        group: list[int] = []
+        for i in range(len(words)):
+            trial = [marked[j] for j in group + [i]]
+            if group and words[i].start - words[group[-1]].end >= PAUSE:
+                cues.append(_cue(words, marked, group, item.emotion, strong, max_chars))
+                group = []
+            elif group and (len(wrap(trial, max_chars)) > max_lines
+                            or words[i].end - words[group[0]].start > max_seconds):
+                cut = _break(marked, group)
+                cues.append(_cue(words, marked, group[:cut], item.emotion, strong, max_chars))
+                group = group[cut:]
+            group.append(i)
+        if group:
+            cues.append(_cue(words, marked, group, item.emotion, strong, max_chars))
+    for i, cue in enumerate(cues):  # hold short cues, up to the next one
+        limit = cues[i + 1].start if i + 1 < len(cues) else cue.start + min_seconds
+        end = min(max(cue.end, cue.start + min_seconds), max(limit, cue.end))
+        cues[i] = Cue(cue.start, round(end, 3), cue.text, cue.emotion, cue.strong)
+    return cues
+
+
+def _break(marked: list[str], group: list[int]) -> int:
+    """Where to cut a full cue: after the last clause-ending word in its second half, so a
+    cue does not end mid-phrase and leave a word orphaned; else before the next word."""
+    for k in range(len(group) - 1, len(group) // 2 - 1, -1):
+        if marked[group[k]].endswith(tuple(",;:.!?")):
+            return k + 1
+    return len(group)
+
+
+def _cue(words, marked: list[str], group: list[int], emotion: str, strong: bool,
+         max_chars: int) -> Cue:
+    return Cue(words[group[0]].start, words[group[-1]].end,
+               "\n".join(wrap([marked[j] for j in group], max_chars)), emotion, strong)
+
+
+def wrap(words: Sequence[str], max_chars: int = MAX_CHARS) -> list[str]:
+    """Greedy line filling; a word longer than a line gets a line of its own."""
+    lines: list[str] = []
+    for word in words:
+        if lines and len(lines[-1]) + 1 + len(word) <= max_chars:
+            lines[-1] += " " + word
+        else:
+            lines.append(word)
+    return lines
+
+
+def stylesheet() -> str:
+    """CSS for the WebVTT classes: a colour per emotion, bold for strong emotion."""
+    rules = [f"::cue(.{name}) {{ color: {colour}; }}" for name, colour in COLOURS.items()]
+    rules.append("::cue(.strong) { font-weight: bold; }")
+    return "\n".join(rules) + "\n"
+
+
+def _stamp(seconds: float, sep: str) -> str:
+    ms = int(round(seconds * 1000))
+    h, ms = divmod(ms, 3_600_000)
+    m, ms = divmod(ms, 60_000)
+    s, ms = divmod(ms, 1000)
+    return f"{h:02d}:{m:02d}:{s:02d}{sep}{ms:03d}"
+
+
+def to_vtt(cues: Sequence[Cue]) -> str:
+    """WebVTT with an embedded STYLE block and one class per emotion."""
+    out = ["WEBVTT", "", "STYLE", stylesheet().rstrip("\n"), ""]
+    for i, c in enumerate(cues, 1):
+        classes = c.emotion + (".strong" if c.strong else "")
+        body = "\n".join(f"<c.{classes}>{html.escape(line, quote=False)}</c>"
+                         for line in c.text.split("\n"))
+        out += [str(i), f"{_stamp(c.start, '.')} --> {_stamp(c.end, '.')}", body, ""]
+    return "\n".join(out) + "\n"
+
+
+def to_srt(cues: Sequence[Cue]) -> str:
+    """SubRip: the marked text only (SRT has no standard styling)."""
+    out = []
+    for i, c in enumerate(cues, 1):
+        out += [str(i), f"{_stamp(c.start, ',')} --> {_stamp(c.end, ',')}", c.text, ""]
+    return "\n".join(out) + "\n"
+
+
+def to_json(items: Sequence[EmotionalUtterance], cues: Sequence[Cue]) -> str:
+    """Everything: utterances with words, times, emotion, probabilities; and the cues."""
+    return json.dumps({"utterances": [x.as_dict() for x in items],
+                       "cues": [{"start": c.start, "end": c.end, "text": c.text,
+                                 "emotion": c.emotion, "strong": c.strong} for c in cues]},
+                      indent=2, ensure_ascii=False) + "\n"
+
+
+def write_captions(path: str | Path, items: Sequence[EmotionalUtterance], fmt: str | None = None,
+                   manner: bool = True, emoji: bool = False) -> list[Path]:
+    """Write captions in ``fmt`` (default: from the suffix) atomically; returns the files
+    written (a WebVTT file comes with its stylesheet)."""
+    path = Path(path)
+    fmt = fmt or path.suffix.lstrip(".").lower()
+    if fmt not in FORMATS:
+        raise ValueError(f"unknown caption format {fmt!r}; choose one of {list(FORMATS)}")
+    cues = make_cues(items, manner=manner, emoji=emoji)
+    text = {"vtt": to_vtt, "srt": to_srt}[fmt](cues) if fmt != "json" else to_json(items, cues)
+    atomic_write_text(path, text)
+    if fmt != "vtt":
+        return [path]
+    css = path.with_suffix(".css")
+    atomic_write_text(css, stylesheet())
+    return [path, css]

@@ -1,0 +1,189 @@
+"""Live emotion-marked captions, for ``facecue run --speech`` and any real-time loop.
+
+A :class:`LiveCaptioner` is fed audio chunks (microphone or a file's soundtrack) and the
+pipeline's :class:`~facecue.results.FrameResult` s as they come; a background thread cuts the
+audio at pauses, recognises each utterance as soon as it ends and fuses it with the frames of
+its time span. :meth:`LiveCaptioner.latest` returns the newest marked sentence for an overlay.
+
+Audio time 0 is the first sample fed; frames must use the same clock (``FrameResult.time``
+of a video file does; for a webcam, start feeding both at the same moment).
+:class:`SpeechFeed` does the hooking for a frame loop (``facecue run --speech``)::
+
+    speech = SpeechFeed(path)            # a video file's soundtrack; 0 = webcam + microphone
+    for result in facecue.stream(path):
+        sentence = speech(result)        # the newest marked sentence, for the overlay
+    speech.close()
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass
+
+import numpy as np
+
+from facecue.audio import SAMPLE_RATE, iter_audio, microphone_chunks
+from facecue.fusion import EmotionalUtterance, fuse
+from facecue.results import FrameResult
+from facecue.transcribe import SpeechSegmenter, Transcriber
+
+
+class AudioCursor:
+    """A media file's soundtrack handed out in step with its video: :meth:`until` returns the
+    samples from the last call up to time ``t`` (decoding 0.5 s at a time, constant memory)."""
+
+    def __init__(self, path: str, chunk_seconds: float = 0.5) -> None:
+        self._chunks = iter_audio(path, chunk_seconds)
+        self._pending = np.zeros(0, np.float32)
+        self._done = 0  # samples handed out
+
+    def until(self, t: float) -> np.ndarray:
+        want = int(t * SAMPLE_RATE) - self._done
+        while len(self._pending) < want and (chunk := next(self._chunks, None)) is not None:
+            self._pending = np.concatenate([self._pending, chunk])
+        out, self._pending = self._pending[:max(want, 0)], self._pending[max(want, 0):]
+        self._done += len(out)
+        return out
+
+
+@dataclass(frozen=True)
+class CaptionLine:
+    """One live caption: the marked sentence and when it became ready."""
+
+    sentence: str
+    item: EmotionalUtterance
+    ready_at: float  # time.perf_counter() when the line was made
+
+
+class LiveCaptioner:
+    """Background speech recognition + fusion; feed it, then poll :meth:`latest`."""
+
+    def __init__(self, transcriber: Transcriber | None = None, manner: bool = True,
+                 emoji: bool = False, history_seconds: float = 60.0,
+                 min_silence: float = 0.3) -> None:
+        self.transcriber = transcriber or Transcriber()
+        self.segmenter = SpeechSegmenter(min_silence=min_silence)
+        self.manner, self.emoji = manner, emoji
+        self.history = history_seconds
+        self.lines: list[CaptionLine] = []
+        self._frames: deque[FrameResult] = deque()
+        self._lock = threading.Lock()
+        self._audio: queue.Queue[np.ndarray | None] = queue.Queue()
+        self._error: BaseException | None = None
+        self._closed = False
+        self._thread = threading.Thread(target=self._work, name="facecue-live-captions",
+                                        daemon=True)
+        self._thread.start()
+
+    def feed_audio(self, samples: np.ndarray) -> None:
+        """Queue 16 kHz mono float32 samples (any chunk size); returns at once."""
+        self._check()
+        self._audio.put(np.asarray(samples, np.float32).reshape(-1))
+
+    def listen(self, device: int | str | None = None) -> None:
+        """Feed the microphone from a background thread (needs ``facecue[mic]``); a missing
+        microphone raises here, with a message saying what to install or connect."""
+        chunks = microphone_chunks(device=device)
+        self.feed_audio(next(chunks))  # fail now, not silently in the thread
+        threading.Thread(target=self._pump, args=(chunks,), daemon=True,
+                         name="facecue-microphone").start()
+
+    def _pump(self, chunks) -> None:
+        try:
+            for chunk in chunks:
+                if self._closed:
+                    break
+                self.feed_audio(chunk)
+        except BaseException as e:  # surfaced to the caller by _check
+            self._error = e
+
+    def feed_frame(self, result: FrameResult) -> None:
+        """Remember a frame's faces for fusion (only the last ``history_seconds`` are kept)."""
+        with self._lock:
+            self._frames.append(result)
+            while self._frames and self._frames[0].time < result.time - self.history:
+                self._frames.popleft()
+
+    def wait(self) -> None:
+        """Block until all audio fed so far is segmented and recognised."""
+        self._audio.join()
+        self._check()
+
+    def latest(self) -> CaptionLine | None:
+        """The newest caption line, or None before the first utterance ends."""
+        self._check()
+        with self._lock:
+            return self.lines[-1] if self.lines else None
+
+    def close(self) -> list[CaptionLine]:
+        """Finish: recognise what is still buffered, stop the threads; returns all lines."""
+        self._closed = True
+        self._audio.put(None)
+        self._thread.join()
+        self._check()
+        return self.lines
+
+    def _check(self) -> None:
+        if self._error is not None:
+            raise RuntimeError(f"live captioning stopped: {self._error}") from self._error
+
+    def _work(self) -> None:
+        try:
+            while True:
+                chunks = [self._audio.get()]
+                while chunks[-1] is not None and not self._audio.empty():
+                    chunks.append(self._audio.get())  # catch up after a slow recognition
+                done = chunks[-1] is None
+                taken = len(chunks)
+                if chunks := [c for c in chunks if c is not None]:
+                    self._emit(self.segmenter.feed(np.concatenate(chunks)))
+                for _ in range(taken):
+                    self._audio.task_done()
+                if done:
+                    break
+            self._emit(self.segmenter.flush())
+        except BaseException as e:  # surfaced to the caller by _check
+            self._error = e
+
+    def _emit(self, spans: list[tuple[float, np.ndarray]]) -> None:
+        utterances = self.transcriber.recognise(spans)
+        if not utterances:
+            return
+        with self._lock:
+            frames = list(self._frames)
+        for item in fuse(frames, utterances):
+            line = CaptionLine(item.sentence(self.manner, self.emoji), item, time.perf_counter())
+            with self._lock:
+                self.lines.append(line)
+
+
+class SpeechFeed:
+    """Live captions beside a pipeline run: the source's soundtrack for a media file, the
+    microphone for a webcam. Call it with each frame's result; it returns the newest
+    emotion-marked sentence (or None before the first utterance ends).
+
+    A media file is processed faster or slower than real time, so there each frame waits for
+    the recognition of the audio up to its time: the annotated video then shows each
+    sentence from the frame its utterance ends, as a live viewer would see it."""
+
+    def __init__(self, source: int | str, captioner: LiveCaptioner | None = None) -> None:
+        self.captioner = captioner or LiveCaptioner()
+        self.audio: AudioCursor | None = None
+        if isinstance(source, int) or str(source).isdigit():
+            self.captioner.listen()
+        else:
+            self.audio = AudioCursor(str(source))
+
+    def __call__(self, result: FrameResult) -> str | None:
+        self.captioner.feed_frame(result)
+        if self.audio is not None:
+            self.captioner.feed_audio(self.audio.until(result.time))
+            self.captioner.wait()
+        line = self.captioner.latest()
+        return line.sentence if line else None
+
+    def close(self) -> list[CaptionLine]:
+        return self.captioner.close()

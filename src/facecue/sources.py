@@ -1,0 +1,198 @@
+"""Frame sources: webcams, video files, stream URLs, images, folders and in-memory frames.
+
+Every source yields :class:`Frame` objects and counts frames it had to skip, so a bad frame
+or a dropped camera ends in a clear message and a count instead of a crash.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".pgm", ".ppm"}
+VIDEO_EXTS = {".mp4", ".avi", ".mov", ".mkv", ".mpg", ".mpeg", ".m4v", ".webm", ".wmv"}
+
+
+class SourceError(RuntimeError):
+    """A source that cannot be opened or read; the message says which and why."""
+
+
+@dataclass(frozen=True)
+class Frame:
+    index: int  # position in the source (skipped frames keep their index)
+    time: float  # seconds from the start of the source
+    image: np.ndarray  # as decoded: BGR, gray or BGRA; 8 or 16 bit
+
+
+def read_image(path: str | Path) -> np.ndarray:
+    """Decode an image file unchanged (keeps 16-bit and alpha); raise on unreadable files."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"image not found: {path}")
+    data = np.fromfile(path, dtype=np.uint8)  # works for non-ASCII paths, unlike cv2.imread
+    img = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
+    if img is None or img.size == 0:
+        raise ValueError(f"cannot decode image {path} (corrupt, truncated or not an image)")
+    return img
+
+
+class FrameSource:
+    """Base of all sources: iterate for frames; ``skipped`` counts undecodable frames."""
+
+    name = "frames"
+    fps = 0.0  # nominal frame rate, 0 when unknown
+    independent = False  # frames are unrelated stills: no tracking or smoothing across them
+
+    def __init__(self) -> None:
+        self.skipped = 0
+
+    def __iter__(self) -> Iterator[Frame]:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Release devices and files (called by the pipeline when it stops)."""
+
+    def _warn(self, msg: str) -> None:
+        print(f"facecue: {self.name}: {msg}", file=sys.stderr)
+
+
+class ImageSource(FrameSource):
+    """Image files in order, one frame each (``time`` is the position, 1 s per image)."""
+
+    independent = True
+
+    def __init__(self, paths: Iterable[str | Path], name: str = "images"):
+        super().__init__()
+        self.paths = [Path(p) for p in paths]
+        self.name = name
+
+    def __iter__(self) -> Iterator[Frame]:
+        for i, path in enumerate(self.paths):
+            try:
+                img = read_image(path)
+            except (OSError, ValueError) as e:
+                self.skipped += 1
+                self._warn(f"skipped: {e}")
+                continue
+            yield Frame(i, float(i), img)
+
+
+class ArraySource(FrameSource):
+    """Frames already in memory (or generated), at ``fps`` frames per second."""
+
+    def __init__(self, frames: Iterable[np.ndarray], fps: float = 30.0):
+        super().__init__()
+        self.frames, self.fps = frames, fps
+
+    def __iter__(self) -> Iterator[Frame]:
+        for i, img in enumerate(self.frames):
+            yield Frame(i, i / self.fps, img)
+
+
+class VideoSource(FrameSource):
+    """Video files, webcams and stream URLs through OpenCV's ``VideoCapture``.
+
+    A frame that fails to decode is skipped and counted. Files end after ``max_failures``
+    failed reads in a row; live sources (webcam, stream URL with no known length) try to
+    reopen ``reconnect`` times before ending, so an unplugged camera or dropped stream ends
+    cleanly with a message.
+    """
+
+    def __init__(self, source: int | str, max_failures: int = 25, reconnect: int = 3):
+        super().__init__()
+        self.source = source
+        self.live = isinstance(source, int) or "://" in str(source)
+        self.name = f"camera {source}" if isinstance(source, int) else str(source)
+        self.max_failures, self.reconnect = max_failures, reconnect
+        self.cap = self._open()
+        self.fps = float(self.cap.get(cv2.CAP_PROP_FPS) or 0.0)
+        if not 0 < self.fps < 1000:
+            self.fps = 0.0
+        if self.live and self.cap.get(cv2.CAP_PROP_FRAME_COUNT) > 0:
+            self.live = False  # a URL to a finite file: it ends, it is not reconnected
+
+    def _open(self) -> cv2.VideoCapture:
+        level = cv2.utils.logging.getLogLevel()
+        cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)  # we explain failures
+        try:
+            cap = cv2.VideoCapture(self.source)
+        finally:
+            cv2.utils.logging.setLogLevel(level)
+        if not cap.isOpened():
+            cap.release()
+            what = ("no camera at index" if isinstance(self.source, int)
+                    else "cannot open stream" if self.live else "cannot open video")
+            raise SourceError(f"{what} {self.source}")
+        return cap
+
+    def __iter__(self) -> Iterator[Frame]:
+        index, failures, reopened = 0, 0, 0
+        start = time.monotonic()
+        while True:
+            if not self.cap.grab():
+                failures += 1
+                if failures < self.max_failures and not self.live:
+                    continue
+                if self.live and reopened < self.reconnect:
+                    reopened += 1
+                    self._warn(f"no frames; reconnecting ({reopened}/{self.reconnect})")
+                    self.cap.release()
+                    time.sleep(0.5)
+                    try:
+                        self.cap = self._open()
+                    except SourceError:
+                        continue
+                    failures = 0
+                    continue
+                if self.live:
+                    self._warn("source stopped sending frames (disconnected?); stopping")
+                return
+            ok, img = self.cap.retrieve()
+            if not ok or img is None:
+                self.skipped += 1
+                index += 1
+                continue
+            if failures and not self.live:  # reads failed mid-file: those frames are lost
+                self.skipped += failures
+                index += failures
+            failures = 0
+            if self.live:
+                t = time.monotonic() - start
+            else:
+                ms = self.cap.get(cv2.CAP_PROP_POS_MSEC)
+                t = ms / 1000.0 if ms > 0 or index == 0 else index / (self.fps or 30.0)
+            yield Frame(index, t, img)
+            index += 1
+
+    def close(self) -> None:
+        self.cap.release()
+
+
+def open_source(source: int | str | Path | FrameSource | Iterable[np.ndarray]) -> FrameSource:
+    """Pick the source for ``source``: camera index, URL, video, image, folder or frames."""
+    if isinstance(source, FrameSource):
+        return source
+    if isinstance(source, int) or (isinstance(source, str) and source.isdigit()):
+        return VideoSource(int(source))
+    if isinstance(source, str | Path):
+        text = str(source)
+        if "://" in text:
+            return VideoSource(text)
+        path = Path(text)
+        if path.is_dir():
+            images = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_EXTS)
+            if not images:
+                raise SourceError(f"no images ({', '.join(sorted(IMAGE_EXTS))}) in {path}")
+            return ImageSource(images, name=str(path))
+        if not path.exists():
+            raise FileNotFoundError(f"source not found: {path}")
+        if path.suffix.lower() in IMAGE_EXTS:
+            return ImageSource([path], name=str(path))
+        return VideoSource(text)
+    return ArraySource(source)

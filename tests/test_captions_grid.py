@@ -1,0 +1,38 @@
+"""End to end on a real GRID clip: face pipeline + speech recognition + fusion + captions."""
+
+import csv
+import json
+import re
+
+import pytest
+
+pytest.importorskip("faster_whisper", reason="needs facecue[speech]")
+
+from pipeline_support import model_args  # noqa: E402
+
+from facecue.audio import load_audio  # noqa: E402
+from facecue.cli import main  # noqa: E402
+from facecue.transcribe import SpeechSegmenter  # noqa: E402
+from facecue.wer import wer  # noqa: E402
+
+
+def test_grid_clip_caption_end_to_end(shared, tmp_path):
+    videos = shared / "media/videos"
+    with open(videos / "grid_transcripts.csv", newline="") as f:
+        sentence = {r["file"]: r["sentence"] for r in csv.DictReader(f)}["grid_pwij3p.mpg"]
+    clip = videos / "grid_pwij3p.mpg"
+    out = tmp_path / "grid.json"
+    assert main(["caption", str(clip), "--format", "json", "--out", str(out), *model_args()]) == 0
+    data = json.loads(out.read_text())
+
+    cues = data["cues"]
+    words = " ".join(re.sub(r"\[[^\]]+\]", "", c["text"]) for c in cues)
+    assert wer(sentence, words) == 0  # "place white in j three please", marks aside
+
+    spans = [s for step in SpeechSegmenter().spans([load_audio(clip)]) for s in step]
+    speech_start, speech_end = spans[0][0], spans[-1][0] + len(spans[-1][1]) / 16000
+    assert all(speech_start - 0.05 <= c["start"] < c["end"] <= speech_end + 0.05 for c in cues)
+
+    (u,) = data["utterances"]
+    assert not u["no_face"] and u["speaker"] is not None  # the speaker's face was used
+    assert abs(sum(u["probs"].values()) - 1) < 0.01 and u["emotion"] in {*u["probs"], "neutral"}

@@ -1,0 +1,34 @@
+"""The shipped keypoint model against its card: file hash, and held-out accuracy recomputed on
+the held-out identities of youtube-faces-68 (the card's ``test`` split)."""
+
+import numpy as np
+
+from facecue.evaluate import evaluate_keypoints
+from facecue.fileio import file_sha256
+from facecue.landmarks68 import convert_landmarks68, identity, identity_split
+from facecue.runtime import KeypointModel, model_card, shipped_model_path
+
+
+def test_card_describes_the_shipped_file():
+    card = model_card("keypoints15")
+    path = shipped_model_path("keypoints15")
+    assert card["sha256"] == file_sha256(path)
+    assert path.stat().st_size < 8_000_000
+    assert card["data"]["splits"]["test"]["identities"] == 27
+    assert "facecue train keypoints" in card["training"]["command"]
+
+
+def test_held_out_accuracy_has_not_drifted_from_the_card(yt_items):
+    items = [i for i in yt_items if identity_split(identity(i.source)) == "test"]
+    report = evaluate_keypoints(convert_landmarks68(items), split="test")
+    want = model_card("keypoints15")["metrics"]["test"]
+    assert report["n"] == want["n"] == 314
+    assert abs(report["rmse_px96"] - want["rmse_px96"]) < 0.01
+    assert abs(report["nme"] - want["nme"]) < 5e-4
+
+
+def test_shipped_model_predicts_faces_in_the_crop(yt_sample):
+    _, rows = yt_sample
+    pred = KeypointModel.load().predict(rows.images)
+    assert pred.shape == (len(rows), 15, 2)
+    assert np.median(np.linalg.norm(pred - rows.keypoints, axis=-1)) < 4.0

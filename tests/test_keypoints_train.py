@@ -1,0 +1,149 @@
+"""Keypoint training on real crops: flip, warp and masked loss, a tiny Kaggle CSV round trip
+(train -> ONNX -> submission), kill-and-resume, and ONNX parity."""
+
+import json
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+import facecue.train_keypoints as tk  # noqa: E402
+from facecue.cli import main  # noqa: E402
+from facecue.export import export_onnx  # noqa: E402
+from facecue.kaggle_keypoints import (  # noqa: E402
+    read_id_lookup,
+    read_submission,
+    write_test_csv,
+    write_training_csv,
+)
+from facecue.labels import KEYPOINT_COLUMNS, KEYPOINT_NAMES  # noqa: E402
+from facecue.models import KeypointNet  # noqa: E402
+from facecue.runtime import KeypointModel  # noqa: E402
+
+TINY = ["--epochs", "1", "--limit", "24", "--width", "4", "--batch-size", "8",
+        "--threads", "1"]
+
+
+@pytest.fixture(scope="module")
+def crops(yt_sample):
+    _, rows = yt_sample
+    return torch.from_numpy(rows.images.astype(np.float32))[:, None], \
+        torch.from_numpy(rows.keypoints)
+
+
+@pytest.fixture(scope="module")
+def train_csv(yt_sample, tmp_path_factory):
+    """A real-image training.csv with only Kaggle's columns (30 keypoints + Image)."""
+    _, rows = yt_sample
+    rows = rows.subset(np.arange(len(rows)))
+    rows.extra = {}
+    rows.keypoints[::3, 2:10] = np.nan  # Kaggle-style missing keypoints
+    path = tmp_path_factory.mktemp("kp") / "training.csv"
+    write_training_csv(path, rows)
+    return path
+
+
+def test_flip_twice_is_identity_and_swaps_sides(crops):
+    x, k = crops
+    fx, fk = tk.hflip(x, k)
+    xx, kk = tk.hflip(fx, fk)
+    assert torch.equal(xx, x) and torch.allclose(kk, k)
+    left, right = KEYPOINT_NAMES.index("left_eye_center"), KEYPOINT_NAMES.index("right_eye_center")
+    assert torch.allclose(fk[:, left, 0], 96 - k[:, right, 0])
+    assert (fk[:, left, 0] > fk[:, right, 0]).all()  # subject's left stays on the image right
+    assert sorted(tk.FLIP_ORDER) == list(range(15))
+
+
+def test_warped_points_follow_the_pixels(crops):
+    """A bright dot at a keypoint lands where warp_points says, for a random affine warp."""
+    x, k = crops
+    gen = torch.Generator().manual_seed(0)
+    theta = tk.random_affine(8, gen, rotate_deg=15, scale=0.1, shift=0.05, flip=False)
+    dots = torch.zeros(8, 1, 96, 96)
+    px = k[:8, 10].round().long()  # nose tips
+    dots[torch.arange(8), 0, px[:, 1], px[:, 0]] = 255.0
+    moved = tk.warp_points(px[:, None].float() + 0.5, theta)[:, 0]  # pixel centres
+    out = tk.warp(dots, theta)[:, 0]
+    peak = out.flatten(1).argmax(1)
+    got = torch.stack([peak % 96, peak // 96], 1).float() + 0.5
+    assert (got - moved).abs().max() <= 1.0
+
+
+def test_masked_loss_ignores_missing():
+    pred = torch.randn(4, 30, requires_grad=True)
+    target = torch.randn(4, 30)
+    target[1, :10] = float("nan")
+    target[3] = float("nan")
+    loss = tk.masked_loss(pred, target)
+    present = ~torch.isnan(target)
+    want = torch.nn.functional.smooth_l1_loss(pred[present], target[present])
+    assert torch.allclose(loss, want)
+    loss.backward()
+    assert (pred.grad[~present] == 0).all() and (pred.grad[present] != 0).any()
+    assert float(tk.masked_loss(pred, torch.full((4, 30), float("nan")))) == 0.0
+
+
+def test_kaggle_round_trip_train_predict_submit(train_csv, yt_sample, kaggle_dir, tmp_path):
+    """training.csv -> train -> ONNX -> test.csv -> submission for the real lookup table,
+    filtered to the ImageIds we have."""
+    run = tmp_path / "run"
+    assert main(["train", "keypoints", "--data", str(train_csv), "--out", str(run), *TINY]) == 0
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert set(metrics["metrics"]) == {"val"}  # no identity split: held-back rows only
+    assert metrics["metrics"]["val"]["n"] == metrics["meta"]["val_rows"] > 0
+    _, rows = yt_sample
+    ids = np.arange(1, 11)
+    test_csv = tmp_path / "test.csv"
+    write_test_csv(test_csv, ids, rows.images[:10])
+    lookup = read_id_lookup(kaggle_dir / "IdLookupTable.csv.gz")
+    keep = lookup.image_ids <= 10
+    small = tmp_path / "IdLookupTable.csv"
+    small.write_text("RowId,ImageId,FeatureName,Location\n" + "".join(
+        f"{r},{i},{KEYPOINT_COLUMNS[f]},\n" for r, i, f in
+        zip(lookup.row_ids[keep], lookup.image_ids[keep], lookup.features[keep], strict=True)))
+    out = tmp_path / "submission.csv"
+    assert main(["keypoints", "submit", "--test", str(test_csv), "--lookup", str(small),
+                 "--out", str(out), "--model", str(run / "keypoints15.onnx")]) == 0
+    row_ids, loc = read_submission(out)
+    assert row_ids.tolist() == lookup.row_ids[keep].tolist()
+    pred = KeypointModel.load(run / "keypoints15.onnx").predict(rows.images[:10])
+    want = np.clip(pred.reshape(10, 30)[lookup.image_ids[keep] - 1, lookup.features[keep]],
+                   0, 96)
+    assert np.allclose(loc, want, atol=1e-3)
+
+
+def test_resume_after_interruption_matches_uninterrupted_run(train_csv, tmp_path, monkeypatch):
+    args = dict(data=str(train_csv), epochs=2, batch_size=8, width=4, limit=24, threads=1)
+    tk.train_keypoints(out=str(tmp_path / "a"), **args)
+
+    real = tk._batches
+
+    def dies_in_epoch_2(images, keypoints, batch_size, seed, epoch):
+        if epoch == 2:
+            raise KeyboardInterrupt
+        return real(images, keypoints, batch_size, seed, epoch)
+
+    monkeypatch.setattr(tk, "_batches", dies_in_epoch_2)
+    with pytest.raises(KeyboardInterrupt):
+        tk.train_keypoints(out=str(tmp_path / "b"), **args)
+    monkeypatch.setattr(tk, "_batches", real)
+    tk.train_keypoints(out=str(tmp_path / "b"), resume=True, **args)
+    a = torch.load(tmp_path / "a" / "last.pt", weights_only=False)
+    b = torch.load(tmp_path / "b" / "last.pt", weights_only=False)
+    assert a["state"]["epoch"] == b["state"]["epoch"] == 2
+    for key, value in a["model"].items():
+        assert torch.equal(value, b["model"][key]), key
+
+
+def test_onnx_export_matches_torch(yt_sample, tmp_path):
+    _, rows = yt_sample
+    torch.manual_seed(0)
+    net = KeypointNet(width=8).eval()
+    path = tmp_path / "kp.onnx"
+    diff = export_onnx(net, 96, path, check_inputs=rows.images[:8])
+    assert diff < 1e-3
+    got = KeypointModel.load(path).predict(rows.images[:8])
+    with torch.no_grad():
+        want = net(torch.from_numpy(rows.images[:8].astype(np.float32))[:, None]).numpy()
+    assert got.shape == (8, 15, 2) and np.allclose(got.reshape(8, 30), want, atol=1e-3)

