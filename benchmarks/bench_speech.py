@@ -77,7 +77,7 @@ def bench_grid(shared: Path, tr: Transcriber) -> None:
     from facecue.transcribe import SpeechSegmenter
 
     sys.path.insert(0, str(REPO / "tests"))
-    from pipeline_support import make_pipeline  # shipped models, else the dev stand-ins
+    from pipeline_support import make_pipeline  # the shipped models
 
     videos = shared / "media/videos"
     with open(videos / "grid_transcripts.csv", newline="") as f:
