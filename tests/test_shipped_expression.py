@@ -1,5 +1,6 @@
 """The shipped expression models: cards are honest and the runtime needs no torch."""
 
+import json
 import subprocess
 import sys
 
@@ -54,3 +55,15 @@ def test_missing_model_file_says_what_to_do(tmp_path):
     r = subprocess.run([sys.executable, "-m", "facecue.cli", "eval", "expression", "--data",
                         str(tmp_path / "absent.csv")], capture_output=True, text=True)
     assert r.returncode == 2 and "not found" in r.stderr
+
+
+def test_split_all_evaluates_every_row(fer_sample):
+    """``--split all`` is for other data in the FER2013 format: every row counts."""
+    r = subprocess.run([sys.executable, "-m", "facecue.cli", "eval", "expression", "--labels",
+                        "fer7", "--data", str(fer_sample), "--split", "all", "--json"],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    report = json.loads(r.stdout)
+    assert report["n"] == 1000 and report["split"] == "all"
+    assert sum(c["support"] for c in report["per_class"].values()) == 1000
+    assert report["dedup"]["n"] + report["dedup"]["removed"] == 1000
