@@ -23,8 +23,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from fer_peer import FerClassifier  # noqa: E402
 
-from facecue.evaluate import _duplicate_mask  # noqa: E402
-from facecue.fer2013 import read_fer2013  # noqa: E402
+from facecue.fer2013 import cross_split_duplicates, read_fer2013  # noqa: E402
 from facecue.fileio import atomic_write_json  # noqa: E402
 from facecue.labels import LABEL_SETS  # noqa: E402
 from facecue.runtime import ExpressionModel, model_card  # noqa: E402
@@ -52,7 +51,7 @@ def main() -> None:
     args = ap.parse_args()
 
     fer, _ = read_fer2013(args.data)
-    dup_all = _duplicate_mask(fer.image_hashes(), fer.usage, "PrivateTest")
+    dup_all = cross_split_duplicates(fer, "PrivateTest")
     private = fer.split("PrivateTest")
     peer = FerClassifier(threads=1)
     peer_probs = peer.predict_proba(private.images)  # fer's 7 classes, FER2013 order

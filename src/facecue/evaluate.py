@@ -7,29 +7,12 @@ from pathlib import Path
 
 import numpy as np
 
-from facecue.fer2013 import USAGES, read_fer2013
+from facecue.fer2013 import cross_split_duplicates, read_fer2013
 from facecue.fileio import file_sha256
 from facecue.kaggle_keypoints import KeypointRows
 from facecue.labels import class_names
 from facecue.metrics import classification_report, keypoint_report
 from facecue.runtime import ExpressionModel, KeypointModel, shipped_model_path
-
-
-def _duplicate_mask(hashes: np.ndarray, usage: np.ndarray, split: str) -> np.ndarray:
-    """Which rows of ``split`` share their exact image with another Usage.
-
-    For a test split that other Usage is Training (the leak that matters); for Training it is
-    either test split; for ``all``, any second Usage.
-    """
-    if split == "all":
-        seen: dict[str, set[str]] = {}
-        for h, u in zip(hashes, usage, strict=True):
-            seen.setdefault(h, set()).add(u)
-        return np.array([len(seen[h]) > 1 for h in hashes], dtype=bool)
-    rows = usage == split
-    ref_usages = ["Training"] if split != "Training" else [u for u in USAGES if u != "Training"]
-    ref = set(hashes[np.isin(usage, ref_usages)])
-    return np.array([h in ref for h in hashes[rows]], dtype=bool)
 
 
 def evaluate_expression(data: str | Path, labels: str = "fer7", split: str = "PrivateTest",
@@ -39,7 +22,7 @@ def evaluate_expression(data: str | Path, labels: str = "fer7", split: str = "Pr
     """Accuracy, per-class precision/recall, confusion matrix on ``split``, and the same accuracy
     with the split's images that also occur in Training removed (FER2013 has such duplicates)."""
     fer, read_report = read_fer2013(data, skip_bad=skip_bad)
-    dup_all = _duplicate_mask(fer.image_hashes(), fer.usage, split)
+    dup_all = cross_split_duplicates(fer, split)
     rows = fer.split(split)
     images, targets, keep = rows.for_labels(labels)
     dup = dup_all[keep]

@@ -140,11 +140,21 @@ def _parse_row(row: list[str], ncols: int, ie: int, ip: int, iu: int):
     return label, px.astype(np.uint8).reshape(48, 48), use
 
 
-def cross_split_duplicates(data: Fer2013, split: str, reference: str = "Training") -> np.ndarray:
-    """Mask over ``data.split(split)`` rows whose exact image also occurs in ``reference``."""
-    hashes = data.image_hashes()
-    ref = set(hashes[data.usage == reference])
-    return np.array([h in ref for h in hashes[data.usage == split]], dtype=bool)
+def cross_split_duplicates(data: Fer2013, split: str) -> np.ndarray:
+    """Mask over ``data.split(split)`` rows whose exact image also occurs in another Usage.
+
+    For a test split that other Usage is Training (the leak that matters); for Training it is
+    either test split; for ``all``, any second Usage.
+    """
+    hashes, usage = data.image_hashes(), data.usage
+    if split == "all":
+        seen: dict[str, set[str]] = {}
+        for h, u in zip(hashes, usage, strict=True):
+            seen.setdefault(h, set()).add(u)
+        return np.array([len(seen[h]) > 1 for h in hashes], dtype=bool)
+    ref_usages = ["Training"] if split != "Training" else [u for u in USAGES if u != "Training"]
+    ref = set(hashes[np.isin(usage, ref_usages)])
+    return np.array([h in ref for h in hashes[usage == split]], dtype=bool)
 
 
 def label_counts(data: Fer2013) -> dict[str, dict[int, int]]:
