@@ -1,7 +1,8 @@
 """Speech benchmark on the real media in ../shared: prints figures, asserts nothing.
 
 - WER over the 32 LJSpeech clips (normalisation: facecue.wer.normalise) and the recognition
-  real-time factor (compute seconds / audio seconds) on 2 threads;
+  real-time factor (compute seconds / audio seconds) on 2 threads, with the short encoder
+  window facecue uses and with Whisper's full 30 s window side by side;
 - live latency: jfk.flac fed in 0.1 s chunks at real-time pace to a LiveCaptioner; for each
   caption line, the wall time from the end of its last word to the line being ready;
 - end to end on the four GRID clips: `facecue caption`'s pipeline, WER of the caption text
@@ -27,6 +28,14 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def bench_asr(shared: Path, tr: Transcriber) -> None:
+    for short in (True, False):
+        tr.short_window = short
+        print(f"encoder window: {'speech + 5 s (facecue)' if short else 'full 30 s (Whisper)'}")
+        _bench_asr(shared, tr)
+    tr.short_window = True
+
+
+def _bench_asr(shared: Path, tr: Transcriber) -> None:
     folder = shared / "media/speech/ljspeech"
     with open(folder / "transcripts.csv", newline="") as f:
         refs = {row["file"]: row["normalized_transcript"] for row in csv.DictReader(f)}

@@ -73,6 +73,32 @@ def test_ljspeech_clips_wer(transcriber, media):
     assert len(utts) >= len(names)  # the pauses between clips split utterances
 
 
+def test_short_encoder_window_same_words_fewer_frames(transcriber, media, monkeypatch):
+    audio = load_audio(media / "speech/jfk/jfk.flac")[:int(4.3 * SAMPLE_RATE)]
+    frames = []
+    full_encode = transcriber._encode_full
+    monkeypatch.setattr(transcriber, "_encode_full",
+                        lambda f: frames.append(f.shape[-1]) or full_encode(f))
+    short = [u.text for u in transcriber.recognise([(0.0, audio)])]
+    transcriber.short_window = False
+    try:
+        full = [u.text for u in transcriber.recognise([(0.0, audio)])]
+    finally:
+        transcriber.short_window = True
+    assert frames[0] == 1000 and frames[-1] == 3000  # 4.3 s of speech + 5 s -> 10 s minimum
+    assert short == full
+
+
+def test_looping_short_window_is_redone_on_the_full_window(transcriber, media, monkeypatch):
+    import facecue.transcribe as transcribe
+
+    audio = load_audio(media / "speech/ljspeech/LJ001-0002.wav")
+    monkeypatch.setattr(transcribe, "MIN_WINDOW", 100)
+    monkeypatch.setattr(transcribe, "WINDOW_MARGIN", 100)  # 1 s: Whisper base loops here
+    text = " ".join(u.text for u in transcriber.recognise([(0.0, audio)]))
+    assert wer("in being comparatively modern.", text) == 0
+
+
 def test_wer_normalisation():
     assert normalise("Place white in J3, please.") == \
         ["place", "white", "in", "j", "three", "please"]

