@@ -40,6 +40,8 @@ def _add_keypoints_parsers(train_sub, eval_sub, sub) -> None:
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--lr", type=float, default=0.002)
     p.add_argument("--width", type=int, default=16, help="channels of the first conv stage")
+    p.add_argument("--flip-prob", type=float, default=0.5,
+                   help="share of training crops mirrored (left/right keypoints swapped)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--limit", type=int, default=0, help="use only N rows per split (smoke runs)")

@@ -53,11 +53,11 @@ def warp_points(points: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
     return (u + 1.0) * (SIZE / 2.0)
 
 
-def augment(images: torch.Tensor, keypoints: torch.Tensor, gen: torch.Generator
-            ) -> tuple[torch.Tensor, torch.Tensor]:
+def augment(images: torch.Tensor, keypoints: torch.Tensor, gen: torch.Generator,
+            flip_prob: float = 0.5) -> tuple[torch.Tensor, torch.Tensor]:
     """Random flip, rotation/scale/shift, box jitter and photometric change of a batch."""
     n = len(images)
-    flip = torch.rand(n, generator=gen) < 0.5
+    flip = torch.rand(n, generator=gen) < flip_prob
     fi, fk = hflip(images[flip], keypoints[flip])
     images, keypoints = images.clone(), keypoints.clone()
     images[flip], keypoints[flip] = fi, fk
@@ -79,12 +79,12 @@ def masked_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 
 
 def _batches(images: torch.Tensor, keypoints: torch.Tensor, batch_size: int, seed: int,
-             epoch: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+             epoch: int, flip_prob: float) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     gen = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
     order = torch.randperm(len(images), generator=gen)
     for i in range(0, len(order) - batch_size + 1, batch_size):
         idx = order[i:i + batch_size]
-        x, k = augment(images[idx], keypoints[idx], gen)
+        x, k = augment(images[idx], keypoints[idx], gen, flip_prob)
         yield x, k.reshape(len(idx), -1)
 
 
@@ -114,7 +114,8 @@ def _split_rows(data: KeypointRows, limit: int) -> tuple[KeypointRows, KeypointR
 
 def train_keypoints(data: str, out: str, epochs: int = 60, batch_size: int = 64,
                     lr: float = 0.002, width: int = 16, seed: int = 0, threads: int = 1,
-                    limit: int = 0, resume: bool = False, plots: bool = False) -> dict:
+                    limit: int = 0, resume: bool = False, plots: bool = False,
+                    flip_prob: float = 0.5) -> dict:
     """Train on the ``train`` rows, pick the epoch on ``val`` RMSE, export ONNX and score it on
     val and (held-out) ``test`` rows into ``OUT/metrics.json``."""
     started = time.time()
@@ -128,14 +129,16 @@ def train_keypoints(data: str, out: str, epochs: int = 60, batch_size: int = 64,
     config = TrainConfig(epochs=epochs, batch_size=min(batch_size, len(train)), lr=lr,
                          weight_decay=0.01, optimizer="adamw", seed=seed, threads=threads)
     meta = {"command": shlex.join(["facecue", *sys.argv[1:]]), "data": str(data),
-            "width": width, "limit": limit, "train_rows": len(train), "val_rows": len(val)}
+            "width": width, "flip_prob": flip_prob, "limit": limit, "train_rows": len(train),
+            "val_rows": len(val)}
 
     def evaluate(m: torch.nn.Module) -> dict[str, float]:
         r = keypoint_report(predict(m, val.images), val.keypoints)
         return {"val_rmse_px96": r["rmse_px96"], "val_nme": r["nme"]}
 
     summary = fit(model, train_batches=lambda e: _batches(images, keypoints,
-                                                         config.batch_size, seed, e),
+                                                         config.batch_size, seed, e,
+                                                         flip_prob),
                   steps_per_epoch=len(train) // config.batch_size, loss_fn=masked_loss,
                   evaluate=evaluate, select="val_rmse_px96", higher_is_better=False,
                   out_dir=out, config=config, resume=resume, meta=meta)

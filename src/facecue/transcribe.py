@@ -34,7 +34,8 @@ _MODEL_FILES = ("config.json", "tokenizer.json", "vocabulary.txt")
 # 10 s. With 1 s of margin Whisper base looped on LJSpeech; with 5 s WER did not rise
 # (benchmarks/bench_speech.py compares both windows).
 WINDOW_MARGIN, MIN_WINDOW = 500, 1000
-LOOPING_RATIO = 2.4  # faster-whisper's own compression-ratio threshold for a looping decode
+# faster-whisper's own thresholds for a failed decode: looping text, unsure tokens
+LOOPING_RATIO, UNSURE_LOGPROB = 2.4, -1.0
 
 
 class WeightsMissingError(RuntimeError):
@@ -289,9 +290,10 @@ class Transcriber:
         return out
 
     def _segments(self, audio: np.ndarray) -> list:
-        """Whisper segments with words; a short-window pass that loops (repeated text, the
-        short window's known failure: its compression ratio gives it away) is redone on the
-        full 30 s window."""
+        """Whisper segments with words. A short-window pass with a segment Whisper itself
+        would call failed is redone on the full 30 s window: looping (repeated text, the
+        short window's known failure; its compression ratio gives it away) or unsure (mean
+        token log-prob below -1, e.g. a word made up from the padding after the speech)."""
         def run() -> list:
             segments, _ = self.model.transcribe(
                 audio, language=self.language, beam_size=self.beam_size, word_timestamps=True,
@@ -299,7 +301,8 @@ class Transcriber:
             return list(segments)
 
         segments = run()
-        if self.short_window and any(s.compression_ratio > LOOPING_RATIO for s in segments):
+        if self.short_window and any(s.compression_ratio > LOOPING_RATIO
+                                     or s.avg_logprob < UNSURE_LOGPROB for s in segments):
             self.short_window = False
             try:
                 segments = run()
