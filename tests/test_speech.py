@@ -264,6 +264,19 @@ def test_live_captioner_in_step_with_a_video(transcriber, media):
     assert abs(fed / SAMPLE_RATE - result.time) < 0.05
 
 
+def test_sentence_spoken_to_the_end_of_a_clip_is_shown_on_its_last_frame(transcriber, media):
+    from facecue.api import stream
+    from facecue.live import SpeechFeed
+
+    clip = media / "videos/grid_swiz3n.mpg"  # "set white in z three now" until ~0.1 s before
+    feed = SpeechFeed(str(clip), LiveCaptioner(transcriber))  # the end: no pause comes
+    shown = [feed(result) for result in stream(clip, pipeline=make_pipeline())]
+    lines = feed.close()
+    assert len(lines) == 1 and shown[0] is None
+    assert shown[-1] == lines[0].sentence and "set white in" in shown[-1].lower()
+    assert shown.count(None) > len(shown) / 2  # not shown before the speech ended
+
+
 def test_microphone_absent_is_a_clear_message():
     pytest.importorskip("sounddevice", reason="needs facecue[mic]")
     with pytest.raises(RuntimeError, match="microphone"):

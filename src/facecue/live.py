@@ -39,14 +39,28 @@ class AudioCursor:
         self._chunks = iter_audio(path, chunk_seconds)
         self._pending = np.zeros(0, np.float32)
         self._done = 0  # samples handed out
+        self._exhausted = False
+
+    def _decode(self, samples: int) -> None:
+        """Decode until ``samples`` are pending or the soundtrack ends."""
+        while len(self._pending) < samples and not self._exhausted:
+            chunk = next(self._chunks, None)
+            if chunk is None:
+                self._exhausted = True
+            else:
+                self._pending = np.concatenate([self._pending, chunk])
 
     def until(self, t: float) -> np.ndarray:
-        want = int(t * SAMPLE_RATE) - self._done
-        while len(self._pending) < want and (chunk := next(self._chunks, None)) is not None:
-            self._pending = np.concatenate([self._pending, chunk])
-        out, self._pending = self._pending[:max(want, 0)], self._pending[max(want, 0):]
+        want = max(int(t * SAMPLE_RATE) - self._done, 0)
+        self._decode(want)
+        out, self._pending = self._pending[:want], self._pending[want:]
         self._done += len(out)
         return out
+
+    def ends_within(self, seconds: float) -> bool:
+        """Whether the soundtrack ends less than ``seconds`` after what was handed out."""
+        self._decode(int(seconds * SAMPLE_RATE))
+        return self._exhausted and len(self._pending) < seconds * SAMPLE_RATE
 
 
 @dataclass(frozen=True)
@@ -71,7 +85,7 @@ class LiveCaptioner:
         self.lines: list[CaptionLine] = []
         self._frames: deque[FrameResult] = deque()
         self._lock = threading.Lock()
-        self._audio: queue.Queue[np.ndarray | None] = queue.Queue()
+        self._audio: queue.Queue[np.ndarray | None] = queue.Queue()  # None: end, _FLUSH
         self._error: BaseException | None = None
         self._closed = False
         self._thread = threading.Thread(target=self._work, name="facecue-live-captions",
@@ -112,6 +126,12 @@ class LiveCaptioner:
         self._audio.join()
         self._check()
 
+    def flush(self) -> None:
+        """The audio stops here (a soundtrack's end): recognise the speech in progress now
+        instead of waiting for a pause that will not come; returns when it is done."""
+        self._audio.put(_FLUSH)
+        self.wait()
+
     def latest(self) -> CaptionLine | None:
         """The newest caption line, or None before the first utterance ends."""
         self._check()
@@ -134,15 +154,17 @@ class LiveCaptioner:
         try:
             while True:
                 chunks = [self._audio.get()]
-                while chunks[-1] is not None and not self._audio.empty():
+                while chunks[-1] is not None and chunks[-1] is not _FLUSH \
+                        and not self._audio.empty():
                     chunks.append(self._audio.get())  # catch up after a slow recognition
-                done = chunks[-1] is None
-                taken = len(chunks)
-                if chunks := [c for c in chunks if c is not None]:
-                    self._emit(self.segmenter.feed(np.concatenate(chunks)))
-                for _ in range(taken):
+                last = chunks[-1]
+                if samples := [c for c in chunks if c is not None and c is not _FLUSH]:
+                    self._emit(self.segmenter.feed(np.concatenate(samples)))
+                if last is _FLUSH:
+                    self._emit(self.segmenter.flush())
+                for _ in chunks:
                     self._audio.task_done()
-                if done:
+                if last is None:
                     break
             self._emit(self.segmenter.flush())
         except BaseException as e:  # surfaced to the caller by _check
@@ -160,6 +182,9 @@ class LiveCaptioner:
                 self.lines.append(line)
 
 
+_FLUSH = np.zeros(0, np.float32)  # queue marker (by identity): recognise speech in progress
+
+
 class SpeechFeed:
     """Live captions beside a pipeline run: the source's soundtrack for a media file, the
     microphone for a webcam. Call it with each frame's result; it returns the newest
@@ -167,11 +192,15 @@ class SpeechFeed:
 
     A media file is processed faster or slower than real time, so there each frame waits for
     the recognition of the audio up to its time: the annotated video then shows each
-    sentence from the frame its utterance ends, as a live viewer would see it."""
+    sentence from the frame its utterance ends, as a live viewer would see it. Where the
+    soundtrack ends within the next frame, speech still in progress is recognised at once,
+    so a sentence spoken up to the end of a clip is drawn on its last frame."""
 
     def __init__(self, source: int | str, captioner: LiveCaptioner | None = None) -> None:
         self.captioner = captioner or LiveCaptioner()
         self.audio: AudioCursor | None = None
+        self._last_time: float | None = None
+        self._flushed = False
         if isinstance(source, int) or str(source).isdigit():
             self.captioner.listen()
         else:
@@ -181,6 +210,12 @@ class SpeechFeed:
         self.captioner.feed_frame(result)
         if self.audio is not None:
             self.captioner.feed_audio(self.audio.until(result.time))
+            frame_seconds = result.time - self._last_time if self._last_time is not None else 0.0
+            self._last_time = result.time
+            if not self._flushed and frame_seconds > 0 and self.audio.ends_within(frame_seconds):
+                self.captioner.feed_audio(self.audio.until(result.time + frame_seconds))
+                self.captioner.flush()
+                self._flushed = True
             self.captioner.wait()
         line = self.captioner.latest()
         return line.sentence if line else None
