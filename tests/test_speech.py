@@ -94,9 +94,22 @@ def test_looping_short_window_is_redone_on_the_full_window(transcriber, media, m
 
     audio = load_audio(media / "speech/ljspeech/LJ001-0002.wav")
     monkeypatch.setattr(transcribe, "MIN_WINDOW", 100)
-    monkeypatch.setattr(transcribe, "WINDOW_MARGIN", 100)  # 1 s: Whisper base loops here
-    text = " ".join(u.text for u in transcriber.recognise([(0.0, audio)]))
-    assert wer("in being comparatively modern.", text) == 0
+    monkeypatch.setattr(transcribe, "WINDOW_MARGIN", 100)  # 1 s: Whisper base often loops here
+    for _ in range(3):  # how it fails varies from run to run; no failure may get through
+        text = " ".join(u.text for u in transcriber.recognise([(0.0, audio)]))
+        assert not transcribe.repeats_phrase(text)
+        assert wer("in being comparatively modern.", text) <= 0.25, text
+
+
+def test_repeated_phrase_detection():
+    from facecue.transcribe import repeats_phrase
+
+    assert repeats_phrase("in being comparatively modern, in being comparatively modern,")
+    assert repeats_phrase("in being comparatively modern, in being comparatively moderate, "
+                          "in being comparatively modern, in")
+    assert not repeats_phrase("And so my fellow Americans, ask not what your country can do "
+                              "for you, ask what you can do for your country.")
+    assert not repeats_phrase("no, no, please")
 
 
 def test_wer_normalisation():

