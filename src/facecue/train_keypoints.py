@@ -61,7 +61,7 @@ def augment(images: torch.Tensor, keypoints: torch.Tensor, gen: torch.Generator,
     fi, fk = hflip(images[flip], keypoints[flip])
     images, keypoints = images.clone(), keypoints.clone()
     images[flip], keypoints[flip] = fi, fk
-    theta = random_affine(n, gen, rotate_deg=10.0, scale=0.06, shift=0.04, flip=False)
+    theta = random_affine(n, gen, rotate_deg=15.0, scale=0.10, shift=0.06, flip=False)
     box_unit = 2.0 / KEYPOINTS_CROP.scale  # the detector box side in [-1, 1] crop units
     theta[:, :, :2] *= torch.exp(BOX_JITTER_LOG_SCALE * torch.randn(n, generator=gen))[:, None,
                                                                                         None]
