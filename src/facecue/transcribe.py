@@ -253,6 +253,7 @@ class Transcriber:
         self.language = language
         self.beam_size = beam_size
         self.short_window = short_window
+        self._full_pass = False  # set while _segments redoes a failed short-window pass
         self._encode_full = self.model.encode
         self.model.encode = self._encode  # faster-whisper calls self.encode per 30 s window
 
@@ -261,7 +262,7 @@ class Transcriber:
         (at least ``MIN_WINDOW``), not the whole 30 s window: faster-whisper pads every
         window to 3,000 frames, and the encoder's cost is in that padding for short speech.
         The trick is whisper.cpp's ``audio_ctx``; ``recognise`` checks for its known failure."""
-        if self.short_window:
+        if self.short_window and not self._full_pass:
             columns = np.flatnonzero(np.abs(features.reshape(-1, features.shape[-1])).max(0))
             used = int(columns[-1]) + 1 if len(columns) else 0
             keep = -(-(used + WINDOW_MARGIN) // 100) * 100
@@ -303,22 +304,19 @@ class Transcriber:
         said twice, or text so repetitive its compression ratio is over Whisper's limit) or
         unsure (mean token log-prob below -1, e.g. a word made up from the padding after the
         speech)."""
-        def run() -> list:
+        def run(full: bool) -> list:
+            self._full_pass = full
             segments, _ = self.model.transcribe(
                 audio, language=self.language, beam_size=self.beam_size, word_timestamps=True,
                 vad_filter=False, condition_on_previous_text=False)
             return list(segments)
 
-        segments = run()
+        segments = run(full=False)
         if self.short_window and (
                 repeats_phrase(" ".join(s.text for s in segments))
                 or any(s.compression_ratio > LOOPING_RATIO or s.avg_logprob < UNSURE_LOGPROB
                        for s in segments)):
-            self.short_window = False
-            try:
-                segments = run()
-            finally:
-                self.short_window = True
+            segments = run(full=True)
         return segments
 
     def utterances(self, source: str | Path | Iterable[np.ndarray],
