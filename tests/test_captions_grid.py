@@ -36,3 +36,22 @@ def test_grid_clip_caption_end_to_end(shared, tmp_path):
     (u,) = data["utterances"]
     assert not u["no_face"] and u["speaker"] is not None  # the speaker's face was used
     assert abs(sum(u["probs"].values()) - 1) < 0.01 and u["emotion"] in {*u["probs"], "neutral"}
+
+
+GRID_WORDS = ("bin lay place set blue green red white at by in with a b c d e f g h i j k l m n o "
+              "p q r s t u v x y z zero one two three four five six seven eight nine again now "
+              "please soon")  # the GRID grammar's published word list
+
+
+def test_vocabulary_steers_recognition_to_the_listed_words(shared, tmp_path):
+    """Whisper base hears "lay blue at x four now" as "Lay blue, a text 4 now."; given the GRID
+    word list as ``--vocabulary`` it writes the sentence."""
+    clip = shared / "media/videos/grid_lbax4n.mpg"
+    texts = []
+    for extra in ([], ["--vocabulary", GRID_WORDS]):
+        out = tmp_path / f"lbax4n{len(extra)}.json"
+        assert main(["caption", str(clip), "--format", "json", "--out", str(out),
+                     "--threads", "1", *model_args(), *extra]) == 0
+        texts.append(" ".join(u["text"] for u in json.loads(out.read_text())["utterances"]))
+    assert wer("lay blue at x four now", texts[0]) > 0
+    assert wer("lay blue at x four now", texts[1]) == 0

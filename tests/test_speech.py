@@ -101,6 +101,44 @@ def test_looping_short_window_is_redone_on_the_full_window(transcriber, media, m
         assert wer("in being comparatively modern.", text) <= 0.25, text
 
 
+def test_full_window_redo_is_not_cut_short_by_another_thread(transcriber, media, monkeypatch):
+    """Threads may share a Transcriber: while one thread redoes an utterance on the full
+    window, another thread's short pass must wait, not switch the window back under it."""
+    import threading
+
+    import facecue.transcribe as transcribe
+
+    audio = load_audio(media / "speech/ljspeech/LJ001-0002.wav")
+    monkeypatch.setattr(transcribe, "UNSURE_LOGPROB", 1.0)  # every short pass is redone
+    other_in_short_pass, main_done = threading.Event(), threading.Event()
+    seen: list[tuple[str, int]] = []
+    other: list[threading.Thread] = []
+    real_encode, real_transcribe = transcriber._encode_full, transcriber.model.transcribe
+
+    def encode(features):
+        seen.append((threading.current_thread().name, features.shape[-1]))
+        if threading.current_thread().name == "other":
+            other_in_short_pass.set()
+            main_done.wait(5)  # stay inside the pass while the main thread goes on
+        return real_encode(features)
+
+    def transcribe_(*args, **kwargs):
+        if transcriber._full_pass and threading.current_thread().name == "MainThread" \
+                and not other_in_short_pass.is_set():
+            other.append(threading.Thread(target=transcriber.recognise,
+                                          args=([(0.0, audio)],), name="other"))
+            other[0].start()
+            other_in_short_pass.wait(1)  # with the lock, the other thread cannot start
+        return real_transcribe(*args, **kwargs)
+
+    monkeypatch.setattr(transcriber, "_encode_full", encode)
+    monkeypatch.setattr(transcriber.model, "transcribe", transcribe_)
+    transcriber.recognise([(0.0, audio)])
+    main_done.set()
+    other[0].join()
+    assert [w for name, w in seen if name == "MainThread"] == [1000, 3000]
+
+
 def test_repeated_phrase_detection():
     from facecue.transcribe import repeats_phrase
 

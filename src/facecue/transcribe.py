@@ -18,6 +18,7 @@ import hashlib
 import os
 import shutil
 import tempfile
+import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from importlib import resources
@@ -241,7 +242,10 @@ class Transcriber:
     """Whisper base on the CPU, loaded once; recognises utterances with word times."""
 
     def __init__(self, cpu_threads: int = 2, language: str | None = "en", beam_size: int = 5,
-                 compute_type: str = "int8", short_window: bool = True) -> None:
+                 compute_type: str = "int8", short_window: bool = True,
+                 vocabulary: str | None = None) -> None:
+        """``vocabulary``: words the speech is likely to hold (names, jargon, a command
+        grammar), given to Whisper as hot words so that it spells them as listed."""
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         try:
             from faster_whisper import WhisperModel
@@ -253,7 +257,9 @@ class Transcriber:
         self.language = language
         self.beam_size = beam_size
         self.short_window = short_window
+        self.vocabulary = vocabulary or None
         self._full_pass = False  # set while _segments redoes a failed short-window pass
+        self._lock = threading.Lock()  # one pass at a time: _full_pass is per instance
         self._encode_full = self.model.encode
         self.model.encode = self._encode  # faster-whisper calls self.encode per 30 s window
 
@@ -308,15 +314,16 @@ class Transcriber:
             self._full_pass = full
             segments, _ = self.model.transcribe(
                 audio, language=self.language, beam_size=self.beam_size, word_timestamps=True,
-                vad_filter=False, condition_on_previous_text=False)
+                vad_filter=False, condition_on_previous_text=False, hotwords=self.vocabulary)
             return list(segments)
 
-        segments = run(full=False)
-        if self.short_window and (
-                repeats_phrase(" ".join(s.text for s in segments))
-                or any(s.compression_ratio > LOOPING_RATIO or s.avg_logprob < UNSURE_LOGPROB
-                       for s in segments)):
-            segments = run(full=True)
+        with self._lock:
+            segments = run(full=False)
+            if self.short_window and (
+                    repeats_phrase(" ".join(s.text for s in segments))
+                    or any(s.compression_ratio > LOOPING_RATIO or s.avg_logprob < UNSURE_LOGPROB
+                           for s in segments)):
+                segments = run(full=True)
         return segments
 
     def utterances(self, source: str | Path | Iterable[np.ndarray],
