@@ -147,3 +147,43 @@ def test_onnx_export_matches_torch(yt_sample, tmp_path):
     with torch.no_grad():
         want = net(torch.from_numpy(rows.images[:8].astype(np.float32))[:, None]).numpy()
     assert got.shape == (8, 15, 2) and np.allclose(got.reshape(8, 30), want, atol=1e-3)
+
+
+def test_ship_builds_the_mean_of_runs_and_an_honest_int8_card(yt_sample, tmp_path):
+    """Two tiny real runs -> `keypoints ship`: the float build is the mean of the members,
+    the int8 build stays close to it, and its card's figures are the file's own."""
+    from facecue.evaluate import evaluate_keypoints
+    from facecue.fileio import file_sha256
+
+    _, rows = yt_sample
+    data = tmp_path / "yt.csv"
+    write_training_csv(data, rows)  # keeps the identity Split column
+    runs = []
+    for seed in ("0", "1"):
+        runs.append(tmp_path / f"run{seed}")
+        assert main(["train", "keypoints", "--data", str(data), "--out", str(runs[-1]),
+                     "--epochs", "2", "--width", "4", "--batch-size", "8", "--threads", "1",
+                     "--seed", seed]) == 0
+    assert main(["keypoints", "ship", *map(str, runs), "--weights", str(tmp_path / "float"),
+                 "--no-quantize"]) == 0
+    assert main(["keypoints", "ship", *map(str, runs), "--weights", str(tmp_path / "int8")]) == 0
+
+    x = torch.from_numpy(rows.images.astype(np.float32))[:, None]
+    want = 0
+    for run in runs:
+        net = KeypointNet(width=4)
+        net.load_state_dict(torch.load(run / "best.pt"))
+        with torch.no_grad():
+            want = want + net.eval()(x).numpy().reshape(-1, 15, 2) / 2
+    got = KeypointModel.load(tmp_path / "float" / "keypoints15.onnx").predict(rows.images)
+    np.testing.assert_allclose(got, want, atol=1e-3)
+    path = tmp_path / "int8" / "keypoints15.onnx"
+    q = KeypointModel.load(path).predict(rows.images)
+    assert np.abs(q - got).mean() < 0.5  # pixels at 96x96
+
+    card = json.loads((tmp_path / "int8" / "keypoints15.json").read_text())
+    assert card["sha256"] == file_sha256(path)
+    assert [m["seed"] for m in card["members"]] == [0, 1] and "int8" in card["architecture"]
+    report = evaluate_keypoints(rows, split="test", model=path)
+    assert card["metrics"]["test"]["n"] == report["n"] > 0
+    assert card["metrics"]["test"]["nme"] == pytest.approx(report["nme"], abs=1e-6)

@@ -13,7 +13,9 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
+from facecue.evaluate import evaluate_expression  # noqa: E402
 from facecue.fer2013 import read_fer2013  # noqa: E402
+from facecue.fileio import file_sha256  # noqa: E402
 from facecue.models import expression_net  # noqa: E402
 from facecue.runtime import ExpressionModel  # noqa: E402
 
@@ -110,3 +112,78 @@ def test_killed_mid_epoch_resumes_to_the_same_model(fer_sample, tmp_path):
     assert "resuming" in r.stderr and "after epoch 1" in r.stderr
     a, b = _weights(straight / "last.pt"), _weights(killed / "last.pt")
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+# --- facecue expression ship: members averaged on the face and its mirror, int8 --------------
+
+
+@pytest.fixture(scope="module")
+def tiny_fer7_run(fer_sample, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("run") / "fer7"
+    r = _facecue("train", "expression", "--labels", "fer7", "--data", str(fer_sample),
+                 "--out", str(out), "--epochs", "1", "--seed", "1", *TINY)
+    assert r.returncode == 0, r.stderr
+    return out
+
+
+def _ship(fer_sample, weights: Path, *runs: Path, extra: tuple[str, ...] = ()) -> dict:
+    r = _facecue("expression", "ship", *map(str, runs), "--labels", "fer5", "--data",
+                 str(fer_sample), "--weights", str(weights), *extra)
+    assert r.returncode == 0, r.stderr
+    return json.loads((weights / "expression_fer5.json").read_text())
+
+
+def _torch_probs(run: Path, classes: int, faces: np.ndarray) -> np.ndarray:
+    model = expression_net(classes, width=8)
+    model.load_state_dict(torch.load(run / "best.pt"))
+    with torch.no_grad():
+        return torch.softmax(model.eval()(torch.from_numpy(faces[:, None].astype(np.float32))),
+                             1).numpy()
+
+
+def test_shipped_float_model_is_mean_of_members_on_face_and_mirror(
+        tiny_run, tiny_fer7_run, fer_sample, tmp_path):
+    card = _ship(fer_sample, tmp_path, tiny_run, tiny_fer7_run, extra=("--no-quantize",))
+    faces = read_fer2013(fer_sample)[0].split("PrivateTest").for_labels("fer5")[0][:64]
+    mirrored = faces[:, :, ::-1].copy()
+    want = 0
+    for run, classes, cols in ((tiny_run, 5, [0, 1, 2, 3, 4]),
+                               (tiny_fer7_run, 7, [0, 1, 4, 3, 5])):  # fer7 -> fer5 classes
+        for x in (faces, mirrored):
+            p = _torch_probs(run, classes, x)[:, cols]
+            want = want + p / p.sum(1, keepdims=True) / 4
+    got = ExpressionModel.load("fer5", tmp_path / "expression_fer5.onnx").predict_proba(faces)
+    np.testing.assert_allclose(got, want, atol=1e-4)
+    assert [m["seed"] for m in card["members"]] == [0, 1]
+    assert card["test_time_mirror"] is True and card["quantization"] is None
+
+
+def test_shipped_int8_model_agrees_with_float_and_card_is_honest(
+        tiny_run, tiny_fer7_run, fer_sample, tmp_path):
+    float_card = _ship(fer_sample, tmp_path / "float", tiny_run, tiny_fer7_run,
+                       extra=("--no-quantize",))
+    card = _ship(fer_sample, tmp_path / "int8", tiny_run, tiny_fer7_run)
+    path = tmp_path / "int8" / "expression_fer5.onnx"
+    assert card["sha256"] == file_sha256(path)
+    assert path.stat().st_size < 0.5 * (tmp_path / "float" / "expression_fer5.onnx").stat().st_size
+    faces = read_fer2013(fer_sample)[0].split("PrivateTest").for_labels("fer5")[0]
+    a = ExpressionModel.load("fer5", path).predict_proba(faces).argmax(1)
+    b = ExpressionModel.load("fer5", tmp_path / "float" / "expression_fer5.onnx") \
+        .predict_proba(faces).argmax(1)
+    assert (a == b).mean() >= 0.9
+    report = evaluate_expression(fer_sample, labels="fer5", split="PrivateTest", model=path)
+    assert report["accuracy"] == pytest.approx(card["metrics"]["accuracy"], abs=1e-9)
+    assert card["metrics"]["n"] == float_card["metrics"]["n"] == report["n"]
+    assert card["training_command"] == [json.loads((r / "card.json").read_text())
+                                        ["training_command"] for r in (tiny_run, tiny_fer7_run)]
+    assert "int8" in card["quantization"]["type"]
+
+
+def test_ship_refuses_a_run_that_lacks_the_classes(tiny_run, fer_sample, tmp_path):
+    r = _facecue("expression", "ship", str(tiny_run), "--labels", "fer7", "--data",
+                 str(fer_sample), "--weights", str(tmp_path))
+    assert r.returncode == 2 and "lacks FER classes [2, 6]" in r.stderr
+    r = _facecue("expression", "ship", str(tmp_path), "--labels", "fer5", "--data",
+                 str(fer_sample), "--weights", str(tmp_path))
+    assert r.returncode == 2 and "no best.pt" in r.stderr
+    assert not any(tmp_path.iterdir())

@@ -15,7 +15,7 @@ def main(argv: list[str] | None = None) -> int:
     evaluate = sub.add_parser("eval", help="evaluate a model on labelled data")
     eval_sub = evaluate.add_subparsers(dest="task", required=True)
 
-    _add_expression_parsers(train_sub, eval_sub)
+    _add_expression_parsers(train_sub, eval_sub, sub)
     _add_keypoints_parsers(train_sub, eval_sub, sub)
     _add_pipeline_parsers(sub)
     _add_speech_parsers(sub)
@@ -75,8 +75,10 @@ def _add_keypoints_parsers(train_sub, eval_sub, sub) -> None:
     p.add_argument("--out", required=True, help="submission CSV (RowId,Location)")
     p.add_argument("--model", help="ONNX file (default: the shipped model)")
     p.set_defaults(handler=_cmd_keypoints_submit)
-    p = kp_sub.add_parser("ship", help="copy a run's model into the package with its card")
-    p.add_argument("run", help="run directory of `facecue train keypoints`")
+    p = kp_sub.add_parser("ship", help="build the shipped model from training runs: their "
+                          "mean keypoints, int8; card with every member's record")
+    p.add_argument("runs", nargs="+", help="run directories of `facecue train keypoints`")
+    p.add_argument("--no-quantize", action="store_true", help="keep float32 weights")
     p.add_argument("--weights", default=None, help="target folder (default: facecue/weights)")
     p.set_defaults(handler=_cmd_keypoints_ship)
 
@@ -129,7 +131,7 @@ def _cmd_keypoints_ship(args) -> int:
     from facecue.runtime import WEIGHTS
     from facecue.train_keypoints import ship_model
 
-    card = ship_model(args.run, args.weights or str(WEIGHTS))
+    card = ship_model(args.runs, args.weights or str(WEIGHTS), quantize=not args.no_quantize)
     print(f"shipped keypoints15.onnx sha256 {card['sha256']}")
     return 0
 
@@ -137,7 +139,7 @@ def _cmd_keypoints_ship(args) -> int:
 # --- expression (FER2013) ---------------------------------------------------------------
 
 
-def _add_expression_parsers(train_sub, eval_sub) -> None:
+def _add_expression_parsers(train_sub, eval_sub, sub) -> None:
     p = train_sub.add_parser("expression", help="train the FER2013 expression model")
     p.add_argument("--labels", choices=["fer5", "fer7"], default="fer7")
     p.add_argument("--data", required=True, help="fer2013.csv[.gz] or icml_face_data.csv")
@@ -153,8 +155,6 @@ def _add_expression_parsers(train_sub, eval_sub) -> None:
     p.add_argument("--skip-bad-rows", action="store_true")
     p.add_argument("--plots", action="store_true",
                    help="write training curves, confusion matrix and a face grid (PNG)")
-    p.add_argument("--ship", action="store_true",
-                   help="copy the model and its card into the installed package")
     p.set_defaults(handler=_cmd_train_expression)
 
     p = eval_sub.add_parser("expression", help="evaluate an expression model")
@@ -168,6 +168,28 @@ def _add_expression_parsers(train_sub, eval_sub) -> None:
     p.add_argument("--plots", help="write confusion-matrix and face-grid PNGs to this folder")
     p.add_argument("--skip-bad-rows", action="store_true")
     p.set_defaults(handler=_cmd_eval_expression)
+
+    ex = sub.add_parser("expression", help="expression model shipping")
+    p = ex.add_subparsers(dest="task", required=True).add_parser(
+        "ship", help="build the shipped model from training runs: their mean probability on "
+                     "the face and its mirror image, int8; card with every member's record")
+    p.add_argument("runs", nargs="+", help="run directories of `facecue train expression`")
+    p.add_argument("--labels", choices=["fer5", "fer7"], required=True)
+    p.add_argument("--data", required=True, help="the FER2013 file the runs were trained on")
+    p.add_argument("--no-mirror", action="store_true", help="skip the mirror-image pass")
+    p.add_argument("--no-quantize", action="store_true", help="keep float32 weights")
+    p.add_argument("--weights", default=None, help="target folder (default: facecue/weights)")
+    p.set_defaults(handler=_cmd_expression_ship)
+
+
+def _cmd_expression_ship(args) -> int:
+    from facecue.runtime import WEIGHTS
+    from facecue.ship_expression import ship_expression
+
+    card = ship_expression(args.runs, args.labels, args.data, args.weights or str(WEIGHTS),
+                           mirror=not args.no_mirror, quantize=not args.no_quantize)
+    print(f"shipped expression_{args.labels}.onnx sha256 {card['sha256']}")
+    return 0
 
 
 def _cmd_train_expression(args) -> int:
@@ -222,6 +244,8 @@ def _add_pipeline_parsers(sub) -> None:
     p.add_argument("--speech", action="store_true",
                    help="caption the latest emotion-marked sentence live (needs "
                         "facecue[speech]; a webcam also needs facecue[mic])")
+    p.add_argument("--vocabulary", help="words the speech likely holds (names, jargon), "
+                   "given to speech recognition as hot words")
     p.set_defaults(handler=_cmd_run)
 
     p = sub.add_parser("analyze", parents=[common], help="faces, keypoints and emotions in images")
@@ -255,9 +279,10 @@ def _run_and_report(args, source, out, jsonl, window: bool, max_frames: int) -> 
     pipe = _pipeline(args, detect_every=getattr(args, "detect_every", 5))
     speech = None
     if getattr(args, "speech", False):
-        from facecue.live import SpeechFeed
+        from facecue.live import LiveCaptioner, SpeechFeed
+        from facecue.transcribe import Transcriber
 
-        speech = SpeechFeed(source)
+        speech = SpeechFeed(source, LiveCaptioner(Transcriber(vocabulary=args.vocabulary)))
     try:
         stats, files = run_to_folder(source, out, jsonl, window, pipe, max_frames,
                                      getattr(args, "snapshot_every", 0.0), speech)
@@ -349,6 +374,8 @@ def _add_speech_parsers(sub) -> None:
                    help="threads for speech recognition and for each face model")
     p.add_argument("--no-manner", action="store_true", help="no [manner] tags in the text")
     p.add_argument("--emoji", action="store_true", help="end sentences with an emoji")
+    p.add_argument("--vocabulary", help="words the speech likely holds (names, jargon), "
+                   "given to speech recognition as hot words")
     p.set_defaults(handler=_cmd_caption, detector="haar")
 
     p = sub.add_parser("say", help="speak text with an emotion's prosody into a WAV file "
@@ -374,7 +401,8 @@ def _cmd_caption(args) -> int:
     pipeline = _pipeline(args) if media.exists() and has_audio(media) and has_video(media) \
         else None  # emotional_utterances explains what is missing
     items = list(emotional_utterances(args.media, labels=args.labels, pipeline=pipeline,
-                                      transcriber=Transcriber(cpu_threads=args.threads)))
+                                      transcriber=Transcriber(cpu_threads=args.threads,
+                                                              vocabulary=args.vocabulary)))
     out = Path(args.out or Path(args.media).with_suffix(f".{args.format}").name)
     files = write_captions(out, items, args.format, manner=not args.no_manner,
                            emoji=args.emoji)

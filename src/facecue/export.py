@@ -1,4 +1,5 @@
-"""ONNX export with a parity check against the torch model (needs the ``train`` extra)."""
+"""ONNX export with a parity check against the torch model, and int8 quantization (needs the
+``train`` extra)."""
 
 from __future__ import annotations
 
@@ -46,3 +47,60 @@ def export_onnx(model: torch.nn.Module, size: int, path: str | Path,
         if os.path.exists(tmp):
             os.unlink(tmp)
     return diff
+
+
+# The network body; a model's tail (softmax, averaging, soft-argmax) stays in float.
+QUANTIZED_OPS = ["Conv", "Relu", "MaxPool", "GlobalAveragePool", "Flatten", "Gemm"]
+
+
+def quantize_int8(src: Path, dst: Path, calibration: np.ndarray) -> None:
+    """Static int8 quantization (QDQ, per-channel weights) of an exported model; activation
+    ranges come from ``calibration``, (N, size, size) uint8 crops of the training data.
+    About three times faster on this CPU, at the same accuracy (measured per model card)."""
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, quantize_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    batches = [calibration[i:i + 64].astype(np.float32)[:, None]
+               for i in range(0, len(calibration), 64)]
+
+    class Reader(CalibrationDataReader):
+        def __init__(self) -> None:
+            self.it = iter(batches)
+
+        def get_next(self) -> dict | None:
+            x = next(self.it, None)
+            return None if x is None else {"pixels": x}
+
+    pre = dst.with_suffix(".pre.onnx")
+    try:
+        _unshare_conv_inputs(src, pre)
+        # no onnxruntime graph optimisation here: it would merge the copies again
+        quant_pre_process(str(pre), str(pre), skip_optimization=True)
+        quantize_static(str(pre), str(dst), Reader(), quant_format=QuantFormat.QDQ,
+                        per_channel=True, op_types_to_quantize=QUANTIZED_OPS)
+    finally:
+        pre.unlink(missing_ok=True)
+
+
+def _unshare_conv_inputs(src: Path, dst: Path) -> None:
+    """Give each conv its own copy of the node that makes its input. The exporter merges the
+    identical input scaling of an ensemble's members into one tensor; onnxruntime then cannot
+    fuse each member's first int8 conv and pool, which run about four times slower in float."""
+    import onnx
+
+    model = onnx.load(str(src))
+    nodes = list(model.graph.node)
+    producer = {out: node for node in nodes for out in node.output}
+    seen: set[str] = set()
+    for node in nodes:
+        if node.op_type != "Conv" or node.input[0] not in producer:
+            continue
+        if node.input[0] in seen:
+            copy = onnx.NodeProto()
+            copy.CopyFrom(producer[node.input[0]])
+            copy.name = f"{copy.name}_for_{node.name}"
+            copy.output[0] = f"{node.input[0]}_for_{node.name}"
+            model.graph.node.insert(list(model.graph.node).index(node), copy)
+            node.input[0] = copy.output[0]
+        seen.add(node.input[0])
+    onnx.save(model, str(dst))

@@ -15,10 +15,9 @@ from facecue import augment
 from facecue.evaluate import evaluate_expression
 from facecue.export import export_onnx
 from facecue.fer2013 import read_fer2013
-from facecue.fileio import atomic_write_bytes, atomic_write_json, file_sha256
+from facecue.fileio import atomic_write_json, file_sha256
 from facecue.labels import class_names
 from facecue.models import expression_net
-from facecue.runtime import WEIGHTS
 from facecue.training import TrainConfig, fit
 
 
@@ -47,9 +46,9 @@ def _accuracy(model: torch.nn.Module, images: torch.Tensor, targets: torch.Tenso
 def train_expression(data: str, labels: str, out: str, epochs: int = 60, batch_size: int = 128,
                      lr: float = 0.05, width: int = 24, seed: int = 0, threads: int = 2,
                      limit: int = 0, resume: bool = False, skip_bad_rows: bool = False,
-                     plots: bool = False, ship: bool = False) -> dict:
-    """Train, keep the best PublicTest epoch, export ``model.onnx`` and write ``card.json``;
-    with ``ship``, also copy both into the package as ``expression_<labels>.onnx/.json``.
+                     plots: bool = False) -> dict:
+    """Train, keep the best PublicTest epoch, export ``model.onnx`` and write ``card.json``
+    (``facecue expression ship`` builds the packaged model from finished runs).
 
     Resuming a finished run trains nothing and rebuilds the model, card and plots."""
     out_dir = Path(out)
@@ -119,10 +118,4 @@ def train_expression(data: str, labels: str, out: str, epochs: int = 60, batch_s
                      [("train_loss", "train loss"), ("val_accuracy", "PublicTest accuracy")])
     print(f"PrivateTest accuracy {test['accuracy']:.4f} (n={test['n']}); model {onnx_path}",
           file=sys.stderr)
-    if ship:
-        name = f"expression_{labels}"
-        weights = Path(str(WEIGHTS))
-        atomic_write_bytes(weights / f"{name}.onnx", onnx_path.read_bytes())
-        atomic_write_json(weights / f"{name}.json", {**card, "file": f"{name}.onnx"})
-        print(f"shipped {weights / name}.onnx", file=sys.stderr)
     return card

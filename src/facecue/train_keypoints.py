@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import shlex
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -185,39 +186,96 @@ def split_counts(rows: KeypointRows) -> dict:
     return out
 
 
-def ship_model(run_dir: str | Path, weights_dir: str | Path) -> dict:
-    """Copy a run's ONNX model into ``weights_dir`` as ``keypoints15.onnx`` and write its model
-    card ``keypoints15.json`` from the run's own records, so no number is typed by hand.
-    Run it from the directory the training ran in (the data path is recorded relative)."""
-    run, weights = Path(run_dir), Path(weights_dir)
-    result = json.loads((run / "metrics.json").read_text())
-    target = weights / "keypoints15.onnx"
-    atomic_write_bytes(target, (run / "keypoints15.onnx").read_bytes())
+class MeanKeypoints(torch.nn.Module):
+    """The mean of several keypoint networks' outputs (an ensemble of training runs)."""
+
+    def __init__(self, members: list[torch.nn.Module]) -> None:
+        super().__init__()
+        self.members = torch.nn.ModuleList(members)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.stack([m(x) for m in self.members]).mean(0)
+
+
+def ship_model(run_dirs: list[str | Path], weights_dir: str | Path,
+               quantize: bool = True) -> dict:
+    """Build ``keypoints15.onnx`` in ``weights_dir`` from finished runs: the mean of their
+    best networks, int8-quantized (calibrated on 512 ``train`` crops), scored on val and the
+    held-out test identities, with the card ``keypoints15.json`` written from the runs' own
+    records, so no number is typed by hand. Run it from the directory the training ran in
+    (the data path is recorded relative)."""
+    runs = [Path(r) for r in run_dirs]
+    if not runs:
+        raise ValueError("name at least one training run")
+    results = []
+    for run in runs:
+        for name in ("metrics.json", "best.pt"):
+            if not (run / name).exists():
+                raise FileNotFoundError(f"{run}: no {name}; is this a finished `facecue train "
+                                        "keypoints` run?")
+        results.append(json.loads((run / "metrics.json").read_text()))
+    data = results[0]["meta"]["data"]
+    if any(r["meta"]["data"] != data for r in results):
+        raise ValueError("the runs were trained on different data files")
+    members = []
+    for run, result in zip(runs, results, strict=True):
+        net = KeypointNet(width=result["meta"]["width"])
+        net.load_state_dict(torch.load(run / "best.pt", map_location="cpu"))
+        members.append(net.eval().to(memory_format=torch.contiguous_format))
+    model = MeanKeypoints(members).eval()
+    rows = read_training_csv(data)
+    train = rows.split("train") if "Split" in rows.extra else rows
+    pick = np.sort(np.random.default_rng(0).choice(len(train), min(512, len(train)),
+                                                   replace=False))
+    weights = Path(weights_dir)
+    from facecue.evaluate import evaluate_keypoints
+    from facecue.export import export_onnx, quantize_int8
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "float.onnx"
+        parity = export_onnx(model, SIZE, path, check_inputs=train.images[pick[:16]])
+        if quantize:
+            quantize_int8(path, Path(tmp) / "int8.onnx", train.images[pick])
+            path = Path(tmp) / "int8.onnx"
+        names = ("val", "test") if "Split" in rows.extra else ("all",)
+        metrics = {name: evaluate_keypoints(rows, split=name, model=path) for name in names
+                   if len(rows.split(name))}
+        sha256 = file_sha256(path)
+        atomic_write_bytes(weights / "keypoints15.onnx", path.read_bytes())
     card = {
         "model": "keypoints15",
         "task": "15 Kaggle facial keypoints (x, y in 96x96 crop pixels, KEYPOINT_NAMES order)",
         "input": "N x 1 x 96 x 96 float32 raw grayscale 0..255, crop_face(gray, Haar box, "
                  f"KEYPOINTS_CROP={KEYPOINTS_CROP})",
         "output": "N x 30: x0, y0, x1, y1, ... in crop pixels",
-        "architecture": f"KeypointNet(width={result['meta']['width']})",
-        "data": {"file": result["meta"]["data"], "file_sha256": file_sha256(result["meta"]["data"]),
-                 "prepared_with": "facecue data from-68 ../shared/data/youtube-faces-68 "
-                                  f"--out {result['meta']['data']}",
+        "architecture": (f"mean of {len(runs)} KeypointNet(width="
+                         f"{', '.join(str(r['meta']['width']) for r in results)})"
+                         + ("; int8 static quantization (QDQ, per-channel weights), calibrated "
+                            f"on {len(pick)} train crops (numpy seed 0)" if quantize else "")),
+        "onnx_parity_max_abs_before_quantization": parity,
+        "data": {"file": data, "file_sha256": file_sha256(data),
+                 "prepared_with": f"facecue data from-68 ../shared/data/youtube-faces-68 "
+                                  f"--out {data}",
                  "origin": "youtube-faces-68 (udacity/P1_Facial_Keypoints, YouTube Faces "
                            "frames), converted by `facecue data from-68`",
                  "split": "by identity (sha256 of the name without _NN), train/val/test ~80/10/10;"
-                          " val picks the epoch, test is held out",
-                 "splits": result["splits"]},
-        "training": {"command": result["meta"]["command"], "seed": result["config"]["seed"],
-                     "config": result["config"], "best_epoch": result["best_epoch"],
-                     "train_seconds": result["train_seconds"],
-                     "run_seconds": result["run_seconds_this_call"],
-                     "machine": "this development machine, 1 torch thread (2 cores shared)"},
+                          " val picks the epoch and the members, test is held out",
+                 "splits": results[0]["splits"]},
+        "build_command": shlex.join(["facecue", *sys.argv[1:]]),
+        "members": [{"run": str(run), "command": r["meta"]["command"],
+                     "seed": r["config"]["seed"], "config": r["config"],
+                     "best_epoch": r["best_epoch"], "train_seconds": r["train_seconds"],
+                     "run_seconds": r["run_seconds_this_call"],
+                     "val": {k: r["metrics"]["val"][k] for k in ("rmse_px96", "nme")}
+                     if "val" in r["metrics"] else None}
+                    for run, r in zip(runs, results, strict=True)],
+        "training_wall_time_minutes": round(sum(r["train_seconds"] for r in results) / 60, 1),
+        "machine": "this development machine, 1 torch thread per run (2 cores shared)",
         "metrics": {split: {k: m[k] for k in ("n", "rmse_px96", "nme", "nme_n",
                                               "mean_point_error_px96", "per_keypoint")}
-                    for split, m in result["metrics"].items()},
-        "metrics_note": "test = held-out identities never used for training or epoch choice",
-        "sha256": file_sha256(target),
+                    for split, m in metrics.items()},
+        "metrics_note": "test = held-out identities never used for training or any choice",
+        "sha256": sha256,
     }
     atomic_write_json(weights / "keypoints15.json", card)
     return card

@@ -1,0 +1,150 @@
+"""Build a shipped expression model from finished training runs (needs the ``train`` extra).
+
+One ONNX graph averages the class probabilities of every member run on the face and on its
+mirror image; a ``fer7`` run can serve a ``fer5`` model through its five matching classes.
+The graph is then quantized to int8 (static, calibrated on Training rows), which makes it about
+three times faster, so two members and the mirror image still fit the 1 ms budget per face.
+The card records every member's training command, seed and wall time, the PublicTest accuracy
+the members were chosen on and the PrivateTest figures, measured on the shipped file itself.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from facecue.evaluate import evaluate_expression
+from facecue.export import export_onnx, quantize_int8
+from facecue.fer2013 import read_fer2013
+from facecue.fileio import atomic_write_bytes, atomic_write_json, file_sha256
+from facecue.labels import LABEL_SETS, class_names
+from facecue.models import expression_net
+
+CALIBRATION_ROWS = 512  # Training rows that set the int8 activation ranges (fixed seed 0)
+
+
+class ExpressionEnsemble(torch.nn.Module):
+    """Members' probabilities for ``labels``, averaged over members (and the mirrored face);
+    outputs log-probabilities, so the runtime's softmax gives the averaged probabilities."""
+
+    def __init__(self, members: list[torch.nn.Module], columns: list[list[int]],
+                 mirror: bool) -> None:
+        super().__init__()
+        self.members = torch.nn.ModuleList(members)
+        self.columns = columns
+        self.mirror = mirror
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        n = x.shape[0]
+        total = 0.0
+        for member, cols in zip(self.members, self.columns, strict=True):
+            xs = torch.cat([x, x.flip(-1)]) if self.mirror else x
+            p = torch.softmax(member(xs), 1)[:, cols]
+            p = p / p.sum(1, keepdim=True)
+            total = total + ((p[:n] + p[n:]) / 2 if self.mirror else p)
+        return torch.log(total / len(self.members) + 1e-12)
+
+
+def load_member(run: str | Path, labels: str) -> tuple[torch.nn.Module, list[int], dict]:
+    """A finished run's best network, the output columns that give ``labels``, its card."""
+    run = Path(run)
+    for name in ("best.pt", "card.json", "history.json"):
+        if not (run / name).exists():
+            raise FileNotFoundError(f"{run}: no {name}; is this a finished `facecue train "
+                                    "expression` run?")
+    card = json.loads((run / "card.json").read_text())
+    meta = json.loads((run / "history.json").read_text())["meta"]
+    run_ids = LABEL_SETS[meta["labels"]][1]
+    missing = [i for i in LABEL_SETS[labels][1] if i not in run_ids]
+    if missing:
+        raise ValueError(f"{run} was trained on {meta['labels']}, which lacks FER classes "
+                         f"{missing} needed for {labels}")
+    net = expression_net(len(run_ids), width=meta["width"])
+    net.load_state_dict(torch.load(run / "best.pt", map_location="cpu"))
+    net = net.eval().to(memory_format=torch.contiguous_format)
+    return net, [run_ids.index(i) for i in LABEL_SETS[labels][1]], card
+
+
+def ship_expression(runs: list[str], labels: str, data: str, weights_dir: str | Path,
+                    mirror: bool = True, quantize: bool = True) -> dict:
+    """Build ``expression_<labels>.onnx`` from ``runs`` into ``weights_dir`` with its card."""
+    if not runs:
+        raise ValueError("name at least one training run")
+    loaded = [load_member(r, labels) for r in runs]
+    model = ExpressionEnsemble([m for m, _, _ in loaded], [c for _, c, _ in loaded], mirror)
+    fer, _ = read_fer2013(data)
+    val_images = fer.split("PublicTest").for_labels(labels)[0]
+    train_images = fer.split("Training").for_labels(labels)[0]
+    pick = np.random.default_rng(0).choice(len(train_images),
+                                          min(CALIBRATION_ROWS, len(train_images)), replace=False)
+    name = f"expression_{labels}"
+    weights = Path(weights_dir)
+    with tempfile.TemporaryDirectory() as tmp:
+        float_path = Path(tmp) / "float.onnx"
+        parity = export_onnx(model, 48, float_path, check_inputs=val_images[:16])
+        path = float_path
+        if quantize:
+            path = Path(tmp) / "int8.onnx"
+            quantize_int8(float_path, path, train_images[np.sort(pick)])
+        val = evaluate_expression(data, labels=labels, split="PublicTest", model=path)
+        test = evaluate_expression(data, labels=labels, split="PrivateTest", model=path)
+        quantization = ({"type": "int8 static, QDQ, per-channel weights",
+                         "calibration": f"{len(pick)} Training rows, numpy seed 0"}
+                        if quantize else None)
+        card = _card(labels, runs, loaded, model, mirror, quantization, parity, val, test, data)
+        card["sha256"] = file_sha256(path)
+        atomic_write_bytes(weights / f"{name}.onnx", path.read_bytes())
+    atomic_write_json(weights / f"{name}.json", card)
+    print(f"{name}: PublicTest {val['accuracy']:.4f}, PrivateTest {test['accuracy']:.4f} "
+          f"(n={test['n']}); shipped {weights / name}.onnx", file=sys.stderr)
+    return card
+
+
+def _card(labels, runs, loaded, model, mirror, quantization, parity, val, test, data) -> dict:
+    members = [{"run": str(run), "labels": card["labels"], "architecture": card["architecture"],
+                "training_command": card["training_command"], "seed": card["seed"],
+                "epochs": card["epochs"], "best_epoch": card["best_epoch"],
+                "val_accuracy_PublicTest": card["val_accuracy_PublicTest"],
+                "training_wall_time_minutes": card["training_wall_time_minutes"]}
+               for run, (_, _, card) in zip(runs, loaded, strict=True)]
+    n_params = sum(p.numel() for p in model.parameters())
+    command = ("facecue " + shlex.join(sys.argv[1:]) if sys.argv[0].endswith("facecue")
+               else None)
+    return {
+        "model": f"expression_{labels}",
+        "task": "facial expression classification, 48x48 grayscale face crop",
+        "labels": list(class_names(labels)),
+        "architecture": (f"mean class probability of {len(members)} VGG-style CNN(s) "
+                         f"({n_params} parameters in all)"
+                         + (" on the face and its mirror image" if mirror else "")
+                         + ("; int8 static quantization" if quantization else "")
+                         + "; input raw pixels 0..255, output log-probabilities"),
+        "members": members,
+        "test_time_mirror": mirror,
+        "quantization": quantization,
+        "onnx_parity_max_abs_before_quantization": parity,
+        "data": {"file": Path(data).name, "train": "Training",
+                 "selection": "PublicTest (epochs within each run; members and options)",
+                 "report": "PrivateTest"},
+        "build_command": command,
+        "training_command": [m["training_command"] for m in members],
+        "seed": [m["seed"] for m in members],
+        "training_wall_time_minutes": round(sum(m["training_wall_time_minutes"]
+                                                for m in members), 1),
+        "training_wall_time_note": "sum over members, each trained on 1 thread; on 2 cores "
+                                   "two members train at once",
+        "machine": "2 CPU cores, torch 2.13.0 CPU",
+        "val_accuracy_PublicTest": val["accuracy"],
+        "metrics": {"split": "PrivateTest", "accuracy": test["accuracy"], "n": test["n"],
+                    "accuracy_without_training_duplicates": test["dedup"]["accuracy"],
+                    "n_without_training_duplicates": test["dedup"]["n"],
+                    "per_class": test["per_class"]},
+        "file": f"expression_{labels}.onnx",
+    }
+
