@@ -74,6 +74,7 @@ def main() -> None:
             "fer_ms_per_face": per_face_ms(peer.predict_proba, images),
             "target_accuracy": TARGETS[labels],
             "training_wall_time_minutes": card["training_wall_time_minutes"],
+            "architecture": card["architecture"],
         }
         row["accuracy_target_met"] = row["facecue_accuracy"] >= TARGETS[labels]
         row["latency_target_met"] = row["facecue_ms_per_face"] <= 1.0
@@ -91,6 +92,9 @@ def main() -> None:
               f"accuracy {'yes' if r['accuracy_target_met'] else 'NO'}, latency "
               f"{'yes' if r['latency_target_met'] else 'NO'} |")
     print("Both latencies: one CPU thread, one face per call, median of 300 warm calls.")
+    for labels, r in results["models"].items():
+        print(f"facecue {labels}: {r['architecture']}; training {r['training_wall_time_minutes']}"
+              " min (sum over members, 1 thread each)")
     print("Caveat: fer's model was trained by its authors on FER2013 with their own random "
           "split; PrivateTest rows may be in its training data.")
     atomic_write_json(args.out, results)
