@@ -25,7 +25,7 @@ from fer_peer import FerClassifier  # noqa: E402
 
 from facecue.fer2013 import cross_split_duplicates, read_fer2013  # noqa: E402
 from facecue.fileio import atomic_write_json  # noqa: E402
-from facecue.labels import LABEL_SETS  # noqa: E402
+from facecue.labels import class_columns  # noqa: E402
 from facecue.runtime import ExpressionModel, model_card  # noqa: E402
 
 TARGETS = {"fer7": 0.72, "fer5": 0.85}
@@ -61,8 +61,7 @@ def main() -> None:
         clean = ~dup_all[keep]
         ours = ExpressionModel.load(labels, threads=1)
         pred = ours.predict_proba(images).argmax(1)
-        fer_ids = list(LABEL_SETS[labels][1])
-        peer_pred = peer_probs[keep][:, fer_ids].argmax(1)
+        peer_pred = peer_probs[keep][:, class_columns("fer7", labels)].argmax(1)
         card = model_card(f"expression_{labels}")
         row = {
             "n": int(len(targets)), "n_dedup": int(clean.sum()),

@@ -17,7 +17,7 @@ import json
 from pathlib import Path
 
 from facecue.fer2013 import read_fer2013
-from facecue.labels import LABEL_SETS
+from facecue.labels import LABEL_SETS, class_columns
 from facecue.runtime import ExpressionModel
 
 REPO = Path(__file__).resolve().parents[1]
@@ -37,8 +37,7 @@ def main() -> None:
     for run in args.runs:
         run_labels = json.loads((Path(run) / "history.json").read_text())["meta"]["labels"]
         model = ExpressionModel.load(run_labels, Path(run) / "model.onnx")
-        ids = LABEL_SETS[run_labels][1]
-        cols = [ids.index(i) for i in LABEL_SETS[args.labels][1]]
+        cols = class_columns(run_labels, args.labels)
         probs[run] = []
         for x in (faces, mirrored):
             p = model.predict_proba(x)[:, cols]

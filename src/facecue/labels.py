@@ -23,6 +23,16 @@ def fer_to_class(labels: str) -> dict[int, int]:
     return {fer: i for i, fer in enumerate(LABEL_SETS[_check(labels)][1])}
 
 
+def class_columns(source: str, labels: str) -> list[int]:
+    """Output columns of a ``source``-label model that give the classes of ``labels``, in
+    order (a fer7 model serves fer5 through five of its columns)."""
+    ids = LABEL_SETS[_check(source)][1]
+    missing = [i for i in LABEL_SETS[_check(labels)][1] if i not in ids]
+    if missing:
+        raise ValueError(f"label set {source} lacks FER classes {missing} needed for {labels}")
+    return [ids.index(i) for i in LABEL_SETS[labels][1]]
+
+
 def _check(labels: str) -> str:
     if labels not in LABEL_SETS:
         raise ValueError(f"unknown label set {labels!r}; choose one of {sorted(LABEL_SETS)}")

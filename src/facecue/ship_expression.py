@@ -16,17 +16,14 @@ import sys
 import tempfile
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from facecue.evaluate import evaluate_expression
-from facecue.export import export_onnx, quantize_int8
+from facecue.export import calibration_rows, export_onnx
 from facecue.fer2013 import read_fer2013
 from facecue.fileio import atomic_write_bytes, atomic_write_json, file_sha256
-from facecue.labels import LABEL_SETS, class_names
+from facecue.labels import LABEL_SETS, class_columns, class_names
 from facecue.models import expression_net
-
-CALIBRATION_ROWS = 512  # Training rows that set the int8 activation ranges (fixed seed 0)
 
 
 class ExpressionEnsemble(torch.nn.Module):
@@ -42,9 +39,9 @@ class ExpressionEnsemble(torch.nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         n = x.shape[0]
+        xs = torch.cat([x, x.flip(-1)]) if self.mirror else x
         total = 0.0
         for member, cols in zip(self.members, self.columns, strict=True):
-            xs = torch.cat([x, x.flip(-1)]) if self.mirror else x
             p = torch.softmax(member(xs), 1)[:, cols]
             p = p / p.sum(1, keepdim=True)
             total = total + ((p[:n] + p[n:]) / 2 if self.mirror else p)
@@ -60,15 +57,13 @@ def load_member(run: str | Path, labels: str) -> tuple[torch.nn.Module, list[int
                                     "expression` run?")
     card = json.loads((run / "card.json").read_text())
     meta = json.loads((run / "history.json").read_text())["meta"]
-    run_ids = LABEL_SETS[meta["labels"]][1]
-    missing = [i for i in LABEL_SETS[labels][1] if i not in run_ids]
-    if missing:
-        raise ValueError(f"{run} was trained on {meta['labels']}, which lacks FER classes "
-                         f"{missing} needed for {labels}")
-    net = expression_net(len(run_ids), width=meta["width"])
+    try:
+        columns = class_columns(meta["labels"], labels)
+    except ValueError as e:
+        raise ValueError(f"{run}: {e}") from None
+    net = expression_net(len(LABEL_SETS[meta["labels"]][1]), width=meta["width"])
     net.load_state_dict(torch.load(run / "best.pt", map_location="cpu"))
-    net = net.eval().to(memory_format=torch.contiguous_format)
-    return net, [run_ids.index(i) for i in LABEL_SETS[labels][1]], card
+    return net.eval().to(memory_format=torch.contiguous_format), columns, card
 
 
 def ship_expression(runs: list[str], labels: str, data: str, weights_dir: str | Path,
@@ -81,21 +76,17 @@ def ship_expression(runs: list[str], labels: str, data: str, weights_dir: str | 
     fer, _ = read_fer2013(data)
     val_images = fer.split("PublicTest").for_labels(labels)[0]
     train_images = fer.split("Training").for_labels(labels)[0]
-    pick = np.random.default_rng(0).choice(len(train_images),
-                                          min(CALIBRATION_ROWS, len(train_images)), replace=False)
     name = f"expression_{labels}"
     weights = Path(weights_dir)
     with tempfile.TemporaryDirectory() as tmp:
-        float_path = Path(tmp) / "float.onnx"
-        parity = export_onnx(model, 48, float_path, check_inputs=val_images[:16])
-        path = float_path
-        if quantize:
-            path = Path(tmp) / "int8.onnx"
-            quantize_int8(float_path, path, train_images[np.sort(pick)])
+        path = Path(tmp) / f"{name}.onnx"
+        parity = export_onnx(model, 48, path, check_inputs=val_images[:16],
+                             calibration=train_images if quantize else None)
         val = evaluate_expression(data, labels=labels, split="PublicTest", model=path)
         test = evaluate_expression(data, labels=labels, split="PrivateTest", model=path)
         quantization = ({"type": "int8 static, QDQ, per-channel weights",
-                         "calibration": f"{len(pick)} Training rows, numpy seed 0"}
+                         "calibration": f"{len(calibration_rows(len(train_images)))} "
+                                        "Training rows, numpy seed 0"}
                         if quantize else None)
         card = _card(labels, runs, loaded, model, mirror, quantization, parity, val, test, data)
         card["sha256"] = file_sha256(path)

@@ -225,18 +225,14 @@ def ship_model(run_dirs: list[str | Path], weights_dir: str | Path,
     model = MeanKeypoints(members).eval()
     rows = read_training_csv(data)
     train = rows.split("train") if "Split" in rows.extra else rows
-    pick = np.sort(np.random.default_rng(0).choice(len(train), min(512, len(train)),
-                                                   replace=False))
     weights = Path(weights_dir)
     from facecue.evaluate import evaluate_keypoints
-    from facecue.export import export_onnx, quantize_int8
+    from facecue.export import calibration_rows, export_onnx
 
     with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "float.onnx"
-        parity = export_onnx(model, SIZE, path, check_inputs=train.images[pick[:16]])
-        if quantize:
-            quantize_int8(path, Path(tmp) / "int8.onnx", train.images[pick])
-            path = Path(tmp) / "int8.onnx"
+        path = Path(tmp) / "keypoints15.onnx"
+        parity = export_onnx(model, SIZE, path, check_inputs=train.images[:16],
+                             calibration=train.images if quantize else None)
         names = ("val", "test") if "Split" in rows.extra else ("all",)
         metrics = {name: evaluate_keypoints(rows, split=name, model=path) for name in names
                    if len(rows.split(name))}
@@ -251,7 +247,8 @@ def ship_model(run_dirs: list[str | Path], weights_dir: str | Path,
         "architecture": (f"mean of {len(runs)} KeypointNet(width="
                          f"{', '.join(str(r['meta']['width']) for r in results)})"
                          + ("; int8 static quantization (QDQ, per-channel weights), calibrated "
-                            f"on {len(pick)} train crops (numpy seed 0)" if quantize else "")),
+                            f"on {len(calibration_rows(len(train)))} train crops (numpy seed 0)"
+                            if quantize else "")),
         "onnx_parity_max_abs_before_quantization": parity,
         "data": {"file": data, "file_sha256": file_sha256(data),
                  "prepared_with": f"facecue data from-68 ../shared/data/youtube-faces-68 "
