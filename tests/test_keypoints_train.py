@@ -70,6 +70,16 @@ def test_warped_points_follow_the_pixels(crops):
     assert (got - moved).abs().max() <= 1.0
 
 
+def test_cutout_blanks_pixels_but_keeps_the_keypoints(crops):
+    x, k = crops
+    plain = tk.augment(x, k, torch.Generator().manual_seed(0), cutout_prob=0.0)
+    cut = tk.augment(x, k, torch.Generator().manual_seed(0), cutout_prob=1.0)
+    assert torch.equal(plain[1], cut[1])  # the targets under the blank stay where they were
+    changed = (plain[0] != cut[0]).flatten(1).any(1)
+    assert changed.float().mean() > 0.5
+    assert ((cut[0] == 128.0) | (cut[0] == plain[0])).all()
+
+
 def test_masked_loss_ignores_missing():
     pred = torch.randn(4, 30, requires_grad=True)
     target = torch.randn(4, 30)
@@ -136,10 +146,11 @@ def test_resume_after_interruption_matches_uninterrupted_run(train_csv, tmp_path
         assert torch.equal(value, b["model"][key]), key
 
 
-def test_onnx_export_matches_torch(yt_sample, tmp_path):
+@pytest.mark.parametrize("head", [{}, {"context_head": True, "fine_heatmaps": True}])
+def test_onnx_export_matches_torch(yt_sample, tmp_path, head):
     _, rows = yt_sample
     torch.manual_seed(0)
-    net = KeypointNet(width=8).eval()
+    net = KeypointNet(width=8, **head).eval()
     path = tmp_path / "kp.onnx"
     diff = export_onnx(net, 96, path, check_inputs=rows.images[:8])
     assert diff < 1e-3
@@ -159,11 +170,12 @@ def test_ship_builds_the_mean_of_runs_and_an_honest_int8_card(yt_sample, tmp_pat
     data = tmp_path / "yt.csv"
     write_training_csv(data, rows)  # keeps the identity Split column
     runs = []
-    for seed in ("0", "1"):
+    for seed, options in (("0", []), ("1", ["--context-head", "--fine-heatmaps",
+                                            "--cutout-prob", "0.5"])):
         runs.append(tmp_path / f"run{seed}")
         assert main(["train", "keypoints", "--data", str(data), "--out", str(runs[-1]),
                      "--epochs", "2", "--width", "4", "--batch-size", "8", "--threads", "1",
-                     "--seed", seed]) == 0
+                     "--seed", seed, *options]) == 0
     assert main(["keypoints", "ship", *map(str, runs), "--weights", str(tmp_path / "float"),
                  "--no-quantize"]) == 0
     assert main(["keypoints", "ship", *map(str, runs), "--weights", str(tmp_path / "int8")]) == 0
@@ -171,7 +183,8 @@ def test_ship_builds_the_mean_of_runs_and_an_honest_int8_card(yt_sample, tmp_pat
     x = torch.from_numpy(rows.images.astype(np.float32))[:, None]
     want = 0
     for run in runs:
-        net = KeypointNet(width=4)
+        meta = json.loads((run / "metrics.json").read_text())["meta"]
+        net = KeypointNet(**tk.net_options(meta))  # the second run has the other heads
         net.load_state_dict(torch.load(run / "best.pt"))
         with torch.no_grad():
             want = want + net.eval()(x).numpy().reshape(-1, 15, 2) / 2

@@ -36,12 +36,19 @@ def _add_keypoints_parsers(train_sub, eval_sub, sub) -> None:
     p.add_argument("--data", required=True,
                    help="Kaggle-format training.csv[.gz] (from `facecue data from-68`)")
     p.add_argument("--out", required=True, help="run directory (checkpoints, logs, model)")
-    p.add_argument("--epochs", type=int, default=60)
+    p.add_argument("--epochs", type=int, default=80)
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--lr", type=float, default=0.002)
     p.add_argument("--width", type=int, default=16, help="channels of the first conv stage")
-    p.add_argument("--flip-prob", type=float, default=0.5,
+    p.add_argument("--flip-prob", type=float, default=0.0,
                    help="share of training crops mirrored (left/right keypoints swapped)")
+    p.add_argument("--cutout-prob", type=float, default=0.0,
+                   help="share of training crops with a blanked rectangle (occlusion)")
+    p.add_argument("--context-head", action=argparse.BooleanOptionalAction, default=False,
+                   help="dilated 3x3 heat-map conv (else 1x1)")
+    p.add_argument("--fine-heatmaps", action=argparse.BooleanOptionalAction, default=False,
+                   help="24x24 heat maps: upsampled, plus a 1x1 conv of 24x24 features "
+                        "(else 12x12)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--limit", type=int, default=0, help="use only N rows per split (smoke runs)")

@@ -125,7 +125,7 @@ def fit(model: nn.Module, *, train_batches: Batches, steps_per_epoch: int,
             loss = loss_fn(model(x.contiguous(memory_format=torch.channels_last)), y)
             loss.backward()
             opt.step()
-            loss_sum += float(loss) * len(x)
+            loss_sum += loss.item() * len(x)
             n += len(x)
             if bar is not None:
                 bar.update(1)
