@@ -92,4 +92,3 @@ class KeypointNet(nn.Module):
         xs = (p.sum(2) * self.centres).sum(-1)
         ys = (p.sum(3) * self.centres).sum(-1)
         return torch.stack([xs, ys], -1).flatten(1)
-

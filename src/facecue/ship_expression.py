@@ -138,4 +138,3 @@ def _card(labels, runs, loaded, model, mirror, quantization, parity, val, test, 
                     "per_class": test["per_class"]},
         "file": f"expression_{labels}.onnx",
     }
-

@@ -56,7 +56,7 @@ def warp_points(points: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
 
 
 def augment(images: torch.Tensor, keypoints: torch.Tensor, gen: torch.Generator,
-            flip_prob: float = 0.5, cutout_prob: float = 0.0
+            flip_prob: float = 0.0, cutout_prob: float = 0.0
             ) -> tuple[torch.Tensor, torch.Tensor]:
     """Random flip, rotation/scale/shift, box jitter, photometric change and (in a share
     ``cutout_prob`` of crops) a blanked rectangle, over which the keypoints stay the target."""
@@ -86,7 +86,7 @@ def masked_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 
 
 def _batches(images: torch.Tensor, keypoints: torch.Tensor, batch_size: int, seed: int,
-             epoch: int, flip_prob: float, cutout_prob: float = 0.0
+             epoch: int, flip_prob: float, cutout_prob: float
              ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     gen = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
     order = torch.randperm(len(images), generator=gen)
@@ -138,11 +138,9 @@ def train_keypoints(data: str, out: str, epochs: int = 80, batch_size: int = 64,
     config = TrainConfig(epochs=epochs, batch_size=min(batch_size, len(train)), lr=lr,
                          weight_decay=0.01, optimizer="adamw", seed=seed, threads=threads)
     meta = {"command": shlex.join(["facecue", *sys.argv[1:]]), "data": str(data),
-            "width": width, "context_head": context_head,
-            "fine_heatmaps": fine_heatmaps, "flip_prob": flip_prob,
-            "cutout_prob": cutout_prob,
-            "limit": limit, "train_rows": len(train),
-            "val_rows": len(val)}
+            "width": width, "context_head": context_head, "fine_heatmaps": fine_heatmaps,
+            "flip_prob": flip_prob, "cutout_prob": cutout_prob, "limit": limit,
+            "train_rows": len(train), "val_rows": len(val)}
 
     def evaluate(m: torch.nn.Module) -> dict[str, float]:
         r = keypoint_report(predict(m, val.images), val.keypoints)
@@ -151,8 +149,7 @@ def train_keypoints(data: str, out: str, epochs: int = 80, batch_size: int = 64,
     summary = fit(model, train_batches=lambda e: _batches(images, keypoints,
                                                          config.batch_size, seed, e,
                                                          flip_prob, cutout_prob),
-                  steps_per_epoch=len(train) // config.batch_size,
-                  loss_fn=masked_loss,
+                  steps_per_epoch=len(train) // config.batch_size, loss_fn=masked_loss,
                   evaluate=evaluate, select="val_rmse_px96", higher_is_better=False,
                   out_dir=out, config=config, resume=resume, meta=meta)
     out_dir = Path(out)
