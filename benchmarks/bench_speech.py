@@ -7,8 +7,9 @@
   caption line, the wall time from the end of its last word to the line being ready;
 - end to end on the four GRID clips: `facecue caption`'s pipeline, WER of the caption text
   against the known sentence, and whether every cue lies inside the clip's speech; once as
-  is and once with `--vocabulary` set to the GRID corpus's published word list (all 51 words
-  of its grammar, not the clips' sentences).
+  is, once with `--vocabulary` set to the GRID corpus's published word list (all 51 words
+  of its grammar, not the clips' sentences), and once with `--grammar examples/grid.grammar`
+  (the published grammar: each stretch of speech read as one of its sentences).
 
     python benchmarks/bench_speech.py [--shared ../shared] [--threads 2] [--only asr,live,grid]
 """
@@ -23,15 +24,14 @@ import time
 from pathlib import Path
 
 from facecue.audio import SAMPLE_RATE, load_audio
+from facecue.grammar import Grammar
 from facecue.transcribe import Transcriber
 from facecue.wer import word_errors
 
 REPO = Path(__file__).resolve().parents[1]
 # The GRID grammar (Cooke et al. 2006): command, colour, preposition, letter (no W), digit,
-# adverb. Every GRID sentence is one word of each, so this is what a GRID user would list.
-GRID_VOCABULARY = ("bin lay place set blue green red white at by in with "
-                   "a b c d e f g h i j k l m n o p q r s t u v x y z "
-                   "zero one two three four five six seven eight nine again now please soon")
+# adverb. Every GRID sentence is one word of each, so this is what a GRID user would give.
+GRID_GRAMMAR = Grammar.read(REPO / "examples/grid.grammar")
 
 
 def bench_asr(shared: Path, tr: Transcriber) -> None:
@@ -88,12 +88,14 @@ def bench_live(shared: Path, tr: Transcriber, chunk: float = 0.1) -> None:
 
 
 def bench_grid(shared: Path, tr: Transcriber) -> None:
-    for vocabulary in (None, GRID_VOCABULARY):
-        tr.vocabulary = vocabulary
-        print("GRID, " + ("with --vocabulary (the GRID grammar's 51 words)" if vocabulary
-                          else "as is (no vocabulary)"))
+    for how, vocabulary, grammar in (
+            ("as is (no vocabulary)", None, None),
+            ("with --vocabulary (the GRID grammar's 51 words)", GRID_GRAMMAR.words, None),
+            ("with --grammar examples/grid.grammar", None, GRID_GRAMMAR)):
+        tr.vocabulary, tr.grammar = vocabulary, grammar
+        print("GRID, " + how)
         _bench_grid(shared, tr)
-    tr.vocabulary = None
+    tr.vocabulary = tr.grammar = None
 
 
 def _bench_grid(shared: Path, tr: Transcriber) -> None:

@@ -200,3 +200,51 @@ def test_ship_builds_the_mean_of_runs_and_an_honest_int8_card(yt_sample, tmp_pat
     report = evaluate_keypoints(rows, split="test", model=path)
     assert card["metrics"]["test"]["n"] == report["n"] > 0
     assert card["metrics"]["test"]["nme"] == pytest.approx(report["nme"], abs=1e-6)
+
+
+def test_fer_pretraining_crops_are_framed_like_the_pipelines_keypoint_crops(fer_full):
+    """Real PublicTest faces in a larger scene, found by the Haar detector and cut with
+    KEYPOINTS_CROP, cover the same region of the face as the pretraining crops do."""
+    import cv2
+
+    from facecue.crop import KEYPOINTS_CROP, crop_face
+    from facecue.detect import HaarDetector
+
+    faces = fer_full.split("PublicTest").images[:300]
+    detector, regions = HaarDetector(), []
+    for face in faces:
+        scene = cv2.copyMakeBorder(cv2.resize(face, (192, 192), interpolation=cv2.INTER_CUBIC),
+                                   64, 64, 64, 64, cv2.BORDER_REPLICATE)
+        found = detector(scene)
+        if found:
+            c = crop_face(scene, found[0].box, KEYPOINTS_CROP)
+            regions.append(((c.x0 - 64) / 192, (c.y0 - 64) / 192, c.side / 192))
+    assert len(regions) > 200
+    ours = crop_face(faces[0], tk.fer_face_box(48), KEYPOINTS_CROP)
+    np.testing.assert_allclose((ours.x0 / 48, ours.y0 / 48, ours.side / 48),
+                               np.median(regions, axis=0), atol=0.02)
+    crops = tk.fer_as_keypoint_crops(faces[:4])
+    assert crops.shape == (4, 96, 96) and crops.dtype == np.uint8
+    assert np.array_equal(crops[0], ours.image)
+
+
+def test_backbone_pretrained_on_fer_starts_keypoint_training(fer_sample, train_csv, tmp_path):
+    """`train keypoint-backbone` on real FER rows -> its conv stages load into a KeypointNet of
+    the same width (and refuse another width) -> `train keypoints --backbone` records it."""
+    from facecue.fileio import file_sha256
+
+    bb = tmp_path / "bb"
+    assert main(["train", "keypoint-backbone", "--data", str(fer_sample), "--out", str(bb),
+                 "--epochs", "1", "--width", "4", "--limit", "64", "--threads", "1"]) == 0
+    state = torch.load(bb / "best.pt")
+    net = KeypointNet(width=4)
+    tk.load_backbone(net, bb / "best.pt")
+    for key, value in net.features.state_dict().items():
+        assert torch.equal(value, state[f"features.{key}"]), key
+    with pytest.raises(ValueError, match="width"):
+        tk.load_backbone(KeypointNet(width=8), bb / "best.pt")
+    run = tmp_path / "run"
+    assert main(["train", "keypoints", "--data", str(train_csv), "--out", str(run), *TINY,
+                 "--backbone", str(bb / "best.pt")]) == 0
+    meta = json.loads((run / "metrics.json").read_text())["meta"]
+    assert meta["backbone"]["sha256"] == file_sha256(bb / "best.pt")

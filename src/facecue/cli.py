@@ -49,12 +49,26 @@ def _add_keypoints_parsers(train_sub, eval_sub, sub) -> None:
     p.add_argument("--fine-heatmaps", action=argparse.BooleanOptionalAction, default=False,
                    help="24x24 heat maps: upsampled, plus a 1x1 conv of 24x24 features "
                         "(else 12x12)")
+    p.add_argument("--backbone", help="start the conv stages from this `facecue train "
+                                      "keypoint-backbone` run's best.pt")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--limit", type=int, default=0, help="use only N rows per split (smoke runs)")
     p.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
     p.add_argument("--plots", action="store_true", help="write training-curve and face PNGs")
     p.set_defaults(handler=_cmd_train_keypoints)
+
+    p = train_sub.add_parser("keypoint-backbone", help="pretrain the keypoint net's conv stages "
+                             "on FER2013 faces (fer7 classes, keypoint-crop framing)")
+    p.add_argument("--data", required=True, help="fer2013.csv[.gz]")
+    p.add_argument("--out", required=True, help="run directory (checkpoints, best.pt)")
+    p.add_argument("--epochs", type=int, default=10)
+    p.add_argument("--width", type=int, default=16, help="must match `train keypoints --width`")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--limit", type=int, default=0, help="use only N rows per split (smoke runs)")
+    p.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
+    p.set_defaults(handler=_cmd_train_keypoint_backbone)
 
     p = eval_sub.add_parser("keypoints", help="evaluate a keypoint model")
     p.add_argument("--data", required=True,
@@ -97,6 +111,17 @@ def _cmd_train_keypoints(args) -> int:
                                 if k not in ("command", "task", "handler")})
     for split, m in result["metrics"].items():
         print(f"{split}: rmse_px96 {m['rmse_px96']:.3f} nme {m['nme']:.4f} n={m['n']}")
+    return 0
+
+
+def _cmd_train_keypoint_backbone(args) -> int:
+    from facecue.train_keypoints import pretrain_backbone
+
+    run = pretrain_backbone(args.data, args.out, epochs=args.epochs, width=args.width,
+                            seed=args.seed, threads=args.threads, limit=args.limit,
+                            resume=args.resume)
+    print(f"best PublicTest accuracy {run['best']:.4f} at epoch {run['best_epoch']}; "
+          f"{args.out}/best.pt")
     return 0
 
 
@@ -251,8 +276,7 @@ def _add_pipeline_parsers(sub) -> None:
     p.add_argument("--speech", action="store_true",
                    help="caption the latest emotion-marked sentence live (needs "
                         "facecue[speech]; a webcam also needs facecue[mic])")
-    p.add_argument("--vocabulary", help="words the speech likely holds (names, jargon), "
-                   "given to speech recognition as hot words")
+    _add_language_options(p)
     p.set_defaults(handler=_cmd_run)
 
     p = sub.add_parser("analyze", parents=[common], help="faces, keypoints and emotions in images")
@@ -287,9 +311,8 @@ def _run_and_report(args, source, out, jsonl, window: bool, max_frames: int) -> 
     speech = None
     if getattr(args, "speech", False):
         from facecue.live import LiveCaptioner, SpeechFeed
-        from facecue.transcribe import Transcriber
 
-        speech = SpeechFeed(source, LiveCaptioner(Transcriber(vocabulary=args.vocabulary)))
+        speech = SpeechFeed(source, LiveCaptioner(_transcriber(args)))
     try:
         stats, files = run_to_folder(source, out, jsonl, window, pipe, max_frames,
                                      getattr(args, "snapshot_every", 0.0), speech)
@@ -367,6 +390,23 @@ def _cmd_demo(args) -> int:
 # --- speech: emotion-aware captions and expressive speech ---------------------------------
 
 
+def _add_language_options(p) -> None:
+    what = p.add_mutually_exclusive_group()
+    what.add_argument("--vocabulary", help="words the speech likely holds (names, jargon), "
+                      "given to speech recognition as hot words")
+    what.add_argument("--grammar", help="command grammar file (one slot per line, "
+                      "alternatives separated by |): each stretch of speech is read as one of "
+                      "its sentences; see examples/grid.grammar")
+
+
+def _transcriber(args, **kwargs):
+    from facecue.grammar import Grammar
+    from facecue.transcribe import Transcriber
+
+    grammar = Grammar.read(args.grammar) if args.grammar else None
+    return Transcriber(vocabulary=args.vocabulary, grammar=grammar, **kwargs)
+
+
 def _add_speech_parsers(sub) -> None:
     p = sub.add_parser("caption", help="emotion-aware captions for a video or audio file "
                        "(needs facecue[speech])")
@@ -381,8 +421,7 @@ def _add_speech_parsers(sub) -> None:
                    help="threads for speech recognition and for each face model")
     p.add_argument("--no-manner", action="store_true", help="no [manner] tags in the text")
     p.add_argument("--emoji", action="store_true", help="end sentences with an emoji")
-    p.add_argument("--vocabulary", help="words the speech likely holds (names, jargon), "
-                   "given to speech recognition as hot words")
+    _add_language_options(p)
     p.set_defaults(handler=_cmd_caption, detector="haar")
 
     p = sub.add_parser("say", help="speak text with an emotion's prosody into a WAV file "
@@ -402,14 +441,12 @@ def _cmd_caption(args) -> int:
     from facecue.audio import has_audio
     from facecue.captions import write_captions
     from facecue.speech import emotional_utterances, has_video
-    from facecue.transcribe import Transcriber
 
     media = Path(args.media)
     pipeline = _pipeline(args) if media.exists() and has_audio(media) and has_video(media) \
         else None  # emotional_utterances explains what is missing
     items = list(emotional_utterances(args.media, labels=args.labels, pipeline=pipeline,
-                                      transcriber=Transcriber(cpu_threads=args.threads,
-                                                              vocabulary=args.vocabulary)))
+                                      transcriber=_transcriber(args, cpu_threads=args.threads)))
     out = Path(args.out or Path(args.media).with_suffix(f".{args.format}").name)
     files = write_captions(out, items, args.format, manner=not args.no_manner,
                            emoji=args.emoji)

@@ -21,7 +21,8 @@ from facecue.models import expression_net
 from facecue.training import TrainConfig, fit
 
 
-def _batches(images: torch.Tensor, targets: torch.Tensor, batch_size: int, seed: int):
+def augmented_batches(images: torch.Tensor, targets: torch.Tensor, batch_size: int, seed: int):
+    """Epoch -> shuffled batches of warped, mirrored, lit and cut-out faces (per-epoch seed)."""
     def epoch_batches(epoch: int):
         gen = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
         order = torch.randperm(len(images), generator=gen)
@@ -36,7 +37,7 @@ def _batches(images: torch.Tensor, targets: torch.Tensor, batch_size: int, seed:
     return epoch_batches
 
 
-def _accuracy(model: torch.nn.Module, images: torch.Tensor, targets: torch.Tensor) -> float:
+def accuracy(model: torch.nn.Module, images: torch.Tensor, targets: torch.Tensor) -> float:
     correct = 0
     for i in range(0, len(images), 512):
         correct += int((model(images[i:i + 512]).argmax(1) == targets[i:i + 512]).sum())
@@ -73,10 +74,10 @@ def train_expression(data: str, labels: str, out: str, epochs: int = 60, batch_s
     command = "facecue " + shlex.join(sys.argv[1:]) if sys.argv[0].endswith("facecue") else None
     run = fit(
         model,
-        train_batches=_batches(train_x, train_y, batch_size, seed),
+        train_batches=augmented_batches(train_x, train_y, batch_size, seed),
         steps_per_epoch=len(train_x) // batch_size,
         loss_fn=lambda logits, y: F.cross_entropy(logits, y, label_smoothing=0.1),
-        evaluate=lambda m: {"val_accuracy": _accuracy(m, val_x, val_y)},
+        evaluate=lambda m: {"val_accuracy": accuracy(m, val_x, val_y)},
         select="val_accuracy", higher_is_better=True, out_dir=out_dir, config=config,
         resume=resume, meta={"task": "expression", "labels": labels, "width": width,
                              "data": str(data), "limit": limit, "command": command},

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from facecue.augment import cutout, photometric, random_affine, warp
-from facecue.crop import KEYPOINTS_CROP
+from facecue.crop import EXPRESSION_CROP, KEYPOINTS_CROP, crop_face
 from facecue.fileio import atomic_write_bytes, atomic_write_json, file_sha256
 from facecue.kaggle_keypoints import KeypointRows, read_training_csv
 from facecue.labels import KEYPOINT_NAMES
@@ -120,11 +120,74 @@ def _split_rows(data: KeypointRows, limit: int) -> tuple[KeypointRows, KeypointR
     return train, val
 
 
+def fer_face_box(side: int = 48) -> tuple[float, float, float, float]:
+    """The Haar box of a FER2013 frame: the frame / ``EXPRESSION_CROP.scale``, centred (as
+    measured on PublicTest faces; tests/test_expression_crop.py)."""
+    box = side / EXPRESSION_CROP.scale
+    return ((side - box) / 2, (side - box) / 2, box, box)
+
+
+def fer_as_keypoint_crops(images: np.ndarray) -> np.ndarray:
+    """(N, 48, 48) FER2013 faces -> (N, 96, 96) crops cut like the pipeline's keypoint crops,
+    by ``crop_face`` around the box the detector would give (border pixels repeated)."""
+    box = fer_face_box(images.shape[1])
+    return np.stack([crop_face(im, box, KEYPOINTS_CROP).image for im in images]) \
+        if len(images) else np.zeros((0, SIZE, SIZE), np.uint8)
+
+
+def pretrain_backbone(data: str, out: str, epochs: int = 10, batch_size: int = 128,
+                      lr: float = 0.05, width: int = 16, seed: int = 0, threads: int = 1,
+                      limit: int = 0, resume: bool = False) -> dict:
+    """Train the keypoint net's conv stages on a bigger face set first: as a fer7 expression
+    classifier on the FER2013 Training faces (28,709, against 3,099 keypoint-labelled train
+    crops), framed like keypoint crops, the epoch picked on PublicTest. ``train keypoints
+    --backbone OUT/best.pt`` starts from these weights."""
+    from facecue.fer2013 import read_fer2013
+    from facecue.models import expression_net
+    from facecue.train_expression import accuracy, augmented_batches
+
+    torch.manual_seed(seed)
+    fer, _ = read_fer2013(data)
+
+    def tensors(split: str) -> tuple[torch.Tensor, torch.Tensor]:
+        faces, targets, _ = fer.split(split).for_labels("fer7")
+        faces, targets = (faces[:limit], targets[:limit]) if limit else (faces, targets)
+        crops = fer_as_keypoint_crops(faces)
+        return torch.from_numpy(crops.astype(np.float32))[:, None], torch.from_numpy(targets)
+
+    train_x, train_y = tensors("Training")
+    val_x, val_y = tensors("PublicTest")
+    model = expression_net(7, width=width)  # its stages are KeypointNet's (minus the last pool)
+    config = TrainConfig(epochs=epochs, batch_size=min(batch_size, len(train_x)), lr=lr,
+                         seed=seed, threads=threads)
+    return fit(model, train_batches=augmented_batches(train_x, train_y, config.batch_size, seed),
+               steps_per_epoch=len(train_x) // config.batch_size,
+               loss_fn=lambda logits, y: torch.nn.functional.cross_entropy(
+                   logits, y, label_smoothing=0.1),
+               evaluate=lambda m: {"val_accuracy": accuracy(m, val_x, val_y)},
+               select="val_accuracy", higher_is_better=True, out_dir=out, config=config,
+               resume=resume, meta={"task": "keypoint backbone (fer7 on keypoint-framed crops)",
+                                    "command": shlex.join(["facecue", *sys.argv[1:]]),
+                                    "data": str(data), "width": width, "limit": limit})
+
+
+def load_backbone(model: KeypointNet, path: str | Path) -> None:
+    """Start ``model``'s conv stages from a ``pretrain_backbone`` run's ``best.pt``."""
+    state = torch.load(path, map_location="cpu")
+    own = model.features.state_dict()
+    taken = {k: v for k, v in ((k.removeprefix("features."), v) for k, v in state.items()
+                               if k.startswith("features.")) if k in own}
+    if set(taken) != set(own) or any(v.shape != own[k].shape for k, v in taken.items()):
+        raise ValueError(f"{path} does not hold this KeypointNet's conv stages (another width?)")
+    model.features.load_state_dict(taken)
+
+
 def train_keypoints(data: str, out: str, epochs: int = 80, batch_size: int = 64,
                     lr: float = 0.002, width: int = 16, seed: int = 0, threads: int = 1,
                     limit: int = 0, resume: bool = False, plots: bool = False,
                     flip_prob: float = 0.0, cutout_prob: float = 0.0,
-                    context_head: bool = False, fine_heatmaps: bool = False) -> dict:
+                    context_head: bool = False, fine_heatmaps: bool = False,
+                    backbone: str | None = None) -> dict:
     """Train on the ``train`` rows, pick the epoch on ``val`` RMSE, export ONNX and score it on
     ``val`` into ``OUT/metrics.json`` (the held-out ``test`` rows are left to ``ship``)."""
     started = time.time()
@@ -135,11 +198,14 @@ def train_keypoints(data: str, out: str, epochs: int = 80, batch_size: int = 64,
     keypoints = torch.from_numpy(train.keypoints)
     torch.manual_seed(seed)
     model = KeypointNet(width=width, context_head=context_head, fine_heatmaps=fine_heatmaps)
+    if backbone:
+        load_backbone(model, backbone)
     config = TrainConfig(epochs=epochs, batch_size=min(batch_size, len(train)), lr=lr,
                          weight_decay=0.01, optimizer="adamw", seed=seed, threads=threads)
     meta = {"command": shlex.join(["facecue", *sys.argv[1:]]), "data": str(data),
             "width": width, "context_head": context_head, "fine_heatmaps": fine_heatmaps,
             "flip_prob": flip_prob, "cutout_prob": cutout_prob, "limit": limit,
+            "backbone": backbone and {"file": str(backbone), "sha256": file_sha256(backbone)},
             "train_rows": len(train), "val_rows": len(val)}
 
     def evaluate(m: torch.nn.Module) -> dict[str, float]:

