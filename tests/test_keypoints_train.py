@@ -230,7 +230,7 @@ def test_fer_pretraining_crops_are_framed_like_the_pipelines_keypoint_crops(fer_
 
 def test_backbone_pretrained_on_fer_starts_keypoint_training(fer_sample, train_csv, tmp_path):
     """`train keypoint-backbone` on real FER rows -> its conv stages load into a KeypointNet of
-    the same width (and refuse another width) -> `train keypoints --backbone` records it."""
+    the same width (and refuse another width) -> `train keypoints --init` records it."""
     from facecue.fileio import file_sha256
 
     bb = tmp_path / "bb"
@@ -238,13 +238,49 @@ def test_backbone_pretrained_on_fer_starts_keypoint_training(fer_sample, train_c
                  "--epochs", "1", "--width", "4", "--limit", "64", "--threads", "1"]) == 0
     state = torch.load(bb / "best.pt")
     net = KeypointNet(width=4)
-    tk.load_backbone(net, bb / "best.pt")
+    tk.load_initial_weights(net, bb / "best.pt")
     for key, value in net.features.state_dict().items():
         assert torch.equal(value, state[f"features.{key}"]), key
     with pytest.raises(ValueError, match="width"):
-        tk.load_backbone(KeypointNet(width=8), bb / "best.pt")
+        tk.load_initial_weights(KeypointNet(width=8), bb / "best.pt")
     run = tmp_path / "run"
     assert main(["train", "keypoints", "--data", str(train_csv), "--out", str(run), *TINY,
-                 "--backbone", str(bb / "best.pt")]) == 0
+                 "--init", str(bb / "best.pt")]) == 0
     meta = json.loads((run / "metrics.json").read_text())["meta"]
-    assert meta["backbone"]["sha256"] == file_sha256(bb / "best.pt")
+    assert meta["init"]["sha256"] == file_sha256(bb / "best.pt")
+
+
+def test_pseudo_labels_teach_a_student_that_starts_from_a_run(fer_sample, train_csv, tmp_path):
+    """`keypoints pseudo-label` writes real FER faces with the runs' mean keypoints as a
+    Kaggle CSV; a student trains on it, and `--init` carries every weight of its best.pt into
+    the next run (another width is refused)."""
+    from facecue.fer2013 import read_fer2013
+    from facecue.kaggle_keypoints import read_training_csv
+
+    teachers = [tmp_path / "t0", tmp_path / "t1"]
+    for seed, run in enumerate(teachers):
+        assert main(["train", "keypoints", "--data", str(train_csv), "--out", str(run), *TINY,
+                     "--seed", str(seed)]) == 0
+    pseudo = tmp_path / "pseudo.csv.gz"
+    assert main(["keypoints", "pseudo-label", *map(str, teachers), "--fer", str(fer_sample),
+                 "--out", str(pseudo), "--limit", "40"]) == 0
+    rows = read_training_csv(pseudo)
+    faces = read_fer2013(fer_sample)[0].split("Training").images[:40]
+    assert np.array_equal(rows.images, tk.fer_as_keypoint_crops(faces))
+    want = 0
+    for run in teachers:
+        net = KeypointNet(width=4)
+        net.load_state_dict(torch.load(run / "best.pt"))
+        want = want + tk.predict(net.eval(), rows.images) / 2
+    np.testing.assert_allclose(rows.keypoints, want, atol=1e-3)  # CSV keeps 4 decimals
+
+    student = tmp_path / "student"
+    assert main(["train", "keypoints", "--data", str(pseudo), "--out", str(student), *TINY]) == 0
+    net = KeypointNet(width=4)
+    tk.load_initial_weights(net, student / "best.pt")
+    for key, value in torch.load(student / "best.pt").items():
+        assert torch.equal(net.state_dict()[key], value), key
+    with pytest.raises(ValueError, match="width or heads"):
+        tk.load_initial_weights(KeypointNet(width=8), student / "best.pt")
+    assert main(["train", "keypoints", "--data", str(train_csv), "--out", str(tmp_path / "ft"),
+                 *TINY, "--init", str(student / "best.pt")]) == 0

@@ -49,8 +49,8 @@ def _add_keypoints_parsers(train_sub, eval_sub, sub) -> None:
     p.add_argument("--fine-heatmaps", action=argparse.BooleanOptionalAction, default=False,
                    help="24x24 heat maps: upsampled, plus a 1x1 conv of 24x24 features "
                         "(else 12x12)")
-    p.add_argument("--backbone", help="start the conv stages from this `facecue train "
-                                      "keypoint-backbone` run's best.pt")
+    p.add_argument("--init", help="start from this best.pt: a `train keypoints` run's (every "
+                                  "weight) or a `train keypoint-backbone` run's (conv stages)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--limit", type=int, default=0, help="use only N rows per split (smoke runs)")
@@ -96,6 +96,13 @@ def _add_keypoints_parsers(train_sub, eval_sub, sub) -> None:
     p.add_argument("--out", required=True, help="submission CSV (RowId,Location)")
     p.add_argument("--model", help="ONNX file (default: the shipped model)")
     p.set_defaults(handler=_cmd_keypoints_submit)
+    p = kp_sub.add_parser("pseudo-label", help="label FER2013 Training faces with finished "
+                          "runs' mean keypoints: a Kaggle-format CSV to train a student on")
+    p.add_argument("runs", nargs="+", help="run directories of `facecue train keypoints`")
+    p.add_argument("--fer", required=True, help="fer2013.csv[.gz]")
+    p.add_argument("--out", required=True, help="training.csv[.gz] to write")
+    p.add_argument("--limit", type=int, default=0, help="first N Training faces only")
+    p.set_defaults(handler=_cmd_keypoints_pseudo_label)
     p = kp_sub.add_parser("ship", help="build the shipped model from training runs: their "
                           "mean keypoints, int8; card with every member's record")
     p.add_argument("runs", nargs="+", help="run directories of `facecue train keypoints`")
@@ -156,6 +163,14 @@ def _cmd_keypoints_submit(args) -> int:
 
     n = make_submission(args.test, args.lookup, args.out, model=args.model)
     print(f"{args.out}: {n} rows")
+    return 0
+
+
+def _cmd_keypoints_pseudo_label(args) -> int:
+    from facecue.train_keypoints import pseudo_label
+
+    n = pseudo_label(args.runs, args.fer, args.out, limit=args.limit)
+    print(f"{args.out}: {n} FER2013 Training faces with the runs' mean keypoints")
     return 0
 
 

@@ -141,7 +141,7 @@ def pretrain_backbone(data: str, out: str, epochs: int = 10, batch_size: int = 1
     """Train the keypoint net's conv stages on a bigger face set first: as a fer7 expression
     classifier on the FER2013 Training faces (28,709, against 3,099 keypoint-labelled train
     crops), framed like keypoint crops, the epoch picked on PublicTest. ``train keypoints
-    --backbone OUT/best.pt`` starts from these weights."""
+    --init OUT/best.pt`` starts from these weights."""
     from facecue.fer2013 import read_fer2013
     from facecue.models import expression_net
     from facecue.train_expression import accuracy, augmented_batches
@@ -171,9 +171,17 @@ def pretrain_backbone(data: str, out: str, epochs: int = 10, batch_size: int = 1
                                     "data": str(data), "width": width, "limit": limit})
 
 
-def load_backbone(model: KeypointNet, path: str | Path) -> None:
-    """Start ``model``'s conv stages from a ``pretrain_backbone`` run's ``best.pt``."""
+def load_initial_weights(model: KeypointNet, path: str | Path) -> None:
+    """Start ``model`` from a ``best.pt``: a keypoint run's (every weight) or a
+    ``pretrain_backbone`` run's (the conv stages)."""
     state = torch.load(path, map_location="cpu")
+    if any(k.startswith("heatmaps.") for k in state):
+        try:
+            model.load_state_dict(state)
+        except RuntimeError as e:
+            raise ValueError(f"{path} is another KeypointNet (width or heads differ): {e}") \
+                from None
+        return
     own = model.features.state_dict()
     taken = {k: v for k, v in ((k.removeprefix("features."), v) for k, v in state.items()
                                if k.startswith("features.")) if k in own}
@@ -182,12 +190,36 @@ def load_backbone(model: KeypointNet, path: str | Path) -> None:
     model.features.load_state_dict(taken)
 
 
+def pseudo_label(runs: list[str | Path], fer_data: str, out: str | Path, limit: int = 0,
+                 batch: int = 512) -> int:
+    """Label the FER2013 Training faces (framed like keypoint crops) with the mean keypoints of
+    finished runs, into a Kaggle-format training CSV: 28,709 more faces for a student net to
+    learn from (``train keypoints --data OUT``, then ``--init`` its best.pt on the real data).
+    Returns the number of rows."""
+    from facecue.fer2013 import read_fer2013
+    from facecue.kaggle_keypoints import KeypointRows, write_training_csv
+
+    members = []
+    for run in map(Path, runs):
+        meta = json.loads((run / "metrics.json").read_text())["meta"]
+        net = KeypointNet(**net_options(meta))
+        net.load_state_dict(torch.load(run / "best.pt", map_location="cpu"))
+        members.append(net.eval())
+    teacher = MeanKeypoints(members).eval()
+    faces = read_fer2013(fer_data)[0].split("Training").images
+    crops = fer_as_keypoint_crops(faces[:limit] if limit else faces)
+    rows = KeypointRows(keypoints=predict(teacher, crops, batch).astype(np.float32),
+                        images=crops)
+    write_training_csv(out, rows)
+    return len(rows)
+
+
 def train_keypoints(data: str, out: str, epochs: int = 80, batch_size: int = 64,
                     lr: float = 0.002, width: int = 16, seed: int = 0, threads: int = 1,
                     limit: int = 0, resume: bool = False, plots: bool = False,
                     flip_prob: float = 0.0, cutout_prob: float = 0.0,
                     context_head: bool = False, fine_heatmaps: bool = False,
-                    backbone: str | None = None) -> dict:
+                    init: str | None = None) -> dict:
     """Train on the ``train`` rows, pick the epoch on ``val`` RMSE, export ONNX and score it on
     ``val`` into ``OUT/metrics.json`` (the held-out ``test`` rows are left to ``ship``)."""
     started = time.time()
@@ -198,14 +230,14 @@ def train_keypoints(data: str, out: str, epochs: int = 80, batch_size: int = 64,
     keypoints = torch.from_numpy(train.keypoints)
     torch.manual_seed(seed)
     model = KeypointNet(width=width, context_head=context_head, fine_heatmaps=fine_heatmaps)
-    if backbone:
-        load_backbone(model, backbone)
+    if init:
+        load_initial_weights(model, init)
     config = TrainConfig(epochs=epochs, batch_size=min(batch_size, len(train)), lr=lr,
                          weight_decay=0.01, optimizer="adamw", seed=seed, threads=threads)
     meta = {"command": shlex.join(["facecue", *sys.argv[1:]]), "data": str(data),
             "width": width, "context_head": context_head, "fine_heatmaps": fine_heatmaps,
             "flip_prob": flip_prob, "cutout_prob": cutout_prob, "limit": limit,
-            "backbone": backbone and {"file": str(backbone), "sha256": file_sha256(backbone)},
+            "init": init and {"file": str(init), "sha256": file_sha256(init)},
             "train_rows": len(train), "val_rows": len(val)}
 
     def evaluate(m: torch.nn.Module) -> dict[str, float]:
