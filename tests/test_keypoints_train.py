@@ -282,5 +282,15 @@ def test_pseudo_labels_teach_a_student_that_starts_from_a_run(fer_sample, train_
         assert torch.equal(net.state_dict()[key], value), key
     with pytest.raises(ValueError, match="width or heads"):
         tk.load_initial_weights(KeypointNet(width=8), student / "best.pt")
-    assert main(["train", "keypoints", "--data", str(train_csv), "--out", str(tmp_path / "ft"),
+    ft = tmp_path / "ft"
+    assert main(["train", "keypoints", "--data", str(train_csv), "--out", str(ft),
                  *TINY, "--init", str(student / "best.pt")]) == 0
+    assert main(["keypoints", "ship", str(ft), "--weights", str(tmp_path / "w"),
+                 "--no-quantize"]) == 0
+    card = json.loads((tmp_path / "w" / "keypoints15.json").read_text())
+    steps = card["training_steps"]  # every step behind the model, upstream first, each once
+    assert [s["step"] for s in steps] == [str(teachers[0]), str(teachers[1]),
+                                          f"pseudo-label {pseudo}", str(student), str(ft)]
+    made = json.loads(pseudo.with_name(pseudo.name + ".json").read_text())
+    assert steps[2]["seconds"] == made["seconds"] and made["teachers"] == list(map(str, teachers))
+    assert card["training_wall_time_minutes"] == round(sum(s["seconds"] for s in steps) / 60, 1)

@@ -195,10 +195,12 @@ def pseudo_label(runs: list[str | Path], fer_data: str, out: str | Path, limit: 
     """Label the FER2013 Training faces (framed like keypoint crops) with the mean keypoints of
     finished runs, into a Kaggle-format training CSV: 28,709 more faces for a student net to
     learn from (``train keypoints --data OUT``, then ``--init`` its best.pt on the real data).
-    Returns the number of rows."""
+    Returns the number of rows. ``OUT.json`` records how the file was made, so that a
+    student's model card can name its teachers and count their training time."""
     from facecue.fer2013 import read_fer2013
     from facecue.kaggle_keypoints import KeypointRows, write_training_csv
 
+    started = time.time()
     members = []
     for run in map(Path, runs):
         meta = json.loads((run / "metrics.json").read_text())["meta"]
@@ -211,7 +213,37 @@ def pseudo_label(runs: list[str | Path], fer_data: str, out: str | Path, limit: 
     rows = KeypointRows(keypoints=predict(teacher, crops, batch).astype(np.float32),
                         images=crops)
     write_training_csv(out, rows)
+    atomic_write_json(Path(f"{out}.json"), {
+        "command": shlex.join(["facecue", *sys.argv[1:]]), "teachers": [str(r) for r in runs],
+        "fer": str(fer_data), "rows": len(rows), "seconds": round(time.time() - started, 1),
+        "sha256": file_sha256(out)})
     return len(rows)
+
+
+def lineage(run: str | Path) -> list[dict]:
+    """Every training step behind a run, upstream first: the runs it started from
+    (``--init``) and, for pseudo-labelled data, the labelling and its teacher runs, each with
+    its command and seconds. A model's training time is the sum over its members' lineages
+    (each step counted once)."""
+    run = Path(run)
+    if (run / "metrics.json").exists():  # a `train keypoints` run
+        record = json.loads((run / "metrics.json").read_text())
+        meta, seconds = record["meta"], record["train_seconds"]
+    else:  # a `train keypoint-backbone` run
+        record = json.loads((run / "history.json").read_text())
+        meta, seconds = record["meta"], round(record["seconds"], 1)
+    steps: list[dict] = []
+    if meta.get("init"):
+        steps += lineage(Path(meta["init"]["file"]).parent)
+    made = Path(f"{meta['data']}.json")
+    if made.exists():
+        record = json.loads(made.read_text())
+        for teacher in record["teachers"]:
+            steps += lineage(teacher)
+        steps.append({"step": f"pseudo-label {meta['data']}", "command": record["command"],
+                      "seconds": record["seconds"]})
+    steps.append({"step": str(run), "command": meta["command"], "seconds": seconds})
+    return steps
 
 
 def train_keypoints(data: str, out: str, epochs: int = 80, batch_size: int = 64,
@@ -351,6 +383,7 @@ def ship_model(run_dirs: list[str | Path], weights_dir: str | Path,
                    if len(rows.split(name))}
         sha256 = file_sha256(path)
         atomic_write_bytes(weights / "keypoints15.onnx", path.read_bytes())
+    steps = list({step["step"]: step for run in runs for step in lineage(run)}.values())
     card = {
         "model": "keypoints15",
         "task": "15 Kaggle facial keypoints (x, y in 96x96 crop pixels, KEYPOINT_NAMES order)",
@@ -381,7 +414,8 @@ def ship_model(run_dirs: list[str | Path], weights_dir: str | Path,
                      "val": {k: r["metrics"]["val"][k] for k in ("rmse_px96", "nme")}
                      if "val" in r["metrics"] else None}
                     for run, r in zip(runs, results, strict=True)],
-        "training_wall_time_minutes": round(sum(r["train_seconds"] for r in results) / 60, 1),
+        "training_steps": steps,
+        "training_wall_time_minutes": round(sum(step["seconds"] for step in steps) / 60, 1),
         "machine": "this development machine, 1 torch thread per run (2 cores shared)",
         "metrics": {split: {k: m[k] for k in ("n", "rmse_px96", "nme", "nme_n",
                                               "mean_point_error_px96", "per_keypoint")}
