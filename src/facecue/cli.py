@@ -28,6 +28,14 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
 
+def _add_run_options(p, threads: int) -> None:
+    """The options every training command shares: seed, threads, smoke-run limit, resume."""
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=threads)
+    p.add_argument("--limit", type=int, default=0, help="use only N rows per split (smoke runs)")
+    p.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
+
+
 # --- keypoints (15 Kaggle keypoints) -----------------------------------------------------
 
 
@@ -51,10 +59,7 @@ def _add_keypoints_parsers(train_sub, eval_sub, sub) -> None:
                         "(else 12x12)")
     p.add_argument("--init", help="start from this best.pt: a `train keypoints` run's (every "
                                   "weight) or a `train keypoint-backbone` run's (conv stages)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--limit", type=int, default=0, help="use only N rows per split (smoke runs)")
-    p.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
+    _add_run_options(p, threads=1)
     p.add_argument("--plots", action="store_true", help="write training-curve and face PNGs")
     p.set_defaults(handler=_cmd_train_keypoints)
 
@@ -64,10 +69,7 @@ def _add_keypoints_parsers(train_sub, eval_sub, sub) -> None:
     p.add_argument("--out", required=True, help="run directory (checkpoints, best.pt)")
     p.add_argument("--epochs", type=int, default=10)
     p.add_argument("--width", type=int, default=16, help="must match `train keypoints --width`")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--limit", type=int, default=0, help="use only N rows per split (smoke runs)")
-    p.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
+    _add_run_options(p, threads=1)
     p.set_defaults(handler=_cmd_train_keypoint_backbone)
 
     p = eval_sub.add_parser("keypoints", help="evaluate a keypoint model")
@@ -195,10 +197,7 @@ def _add_expression_parsers(train_sub, eval_sub, sub) -> None:
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--lr", type=float, default=0.05)
     p.add_argument("--width", type=int, default=24, help="channels of the first conv stage")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--limit", type=int, default=0, help="use only N rows per split (smoke runs)")
-    p.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
+    _add_run_options(p, threads=2)
     p.add_argument("--skip-bad-rows", action="store_true")
     p.add_argument("--plots", action="store_true",
                    help="write training curves, confusion matrix and a face grid (PNG)")
