@@ -150,6 +150,26 @@ def test_repeated_phrase_detection():
     assert not repeats_phrase("no, no, please")
 
 
+def test_stacked_words_detection():
+    """Word times of a real short-window failure on LJ001-0002 (made-up words, each of no
+    duration, stacked past the speech), and of a clean read of the same clip."""
+    from types import SimpleNamespace as NS
+
+    from facecue.transcribe import stacks_words
+
+    def segment(times):
+        return NS(words=[NS(word=w, start=a, end=b) for w, a, b in times])
+
+    clean = [("in", 0.0, 0.12), ("being", 0.12, 0.32), ("comparatively", 0.32, 1.18),
+             ("modern,", 1.18, 1.62)]
+    made_up = [("and", 1.86, 1.86), ("being", 1.86, 1.86), ("comparatively", 1.86, 1.86),
+               ("modern,", 1.86, 1.86)]
+    assert stacks_words([segment(clean + made_up)])
+    assert stacks_words([segment(clean + made_up[:2]), segment(made_up[2:])])
+    assert not stacks_words([segment(clean), segment(clean)])
+    assert not stacks_words([segment(clean + made_up[:2])])
+
+
 def test_wer_normalisation():
     assert normalise("Place white in J3, please.") == \
         ["place", "white", "in", "j", "three", "please"]
