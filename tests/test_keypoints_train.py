@@ -2,6 +2,7 @@
 (train -> ONNX -> submission), kill-and-resume, and ONNX parity."""
 
 import json
+import shlex
 
 import numpy as np
 import pytest
@@ -200,6 +201,35 @@ def test_ship_builds_the_mean_of_runs_and_an_honest_int8_card(yt_sample, tmp_pat
     report = evaluate_keypoints(rows, split="test", model=path)
     assert card["metrics"]["test"]["n"] == report["n"] > 0
     assert card["metrics"]["test"]["nme"] == pytest.approx(report["nme"], abs=1e-6)
+
+
+def test_final_refit_with_val_trains_on_val_keeps_the_last_epoch_and_says_so(yt_sample,
+                                                                            tmp_path):
+    _, rows = yt_sample
+    data = tmp_path / "yt.csv"
+    write_training_csv(data, rows)
+    split = rows.extra["Split"]
+    run = tmp_path / "refit"
+    argv = ["train", "keypoints", "--data", str(data), "--out", str(run), "--with-val",
+            "--epochs", "3", "--width", "4", "--batch-size", "8", "--threads", "1"]
+    assert main(argv) == 0
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["meta"]["command"] == shlex.join(["facecue", *argv])  # not pytest's argv
+    assert metrics["meta"]["train_rows"] == int(np.isin(split, ["train", "val"]).sum())
+    assert metrics["meta"]["val_rows"] == int((split == "val").sum()) > 0
+    assert metrics["best_epoch"] == 3 and set(metrics["metrics"]) == {"val_trained_on"}
+    history = json.loads((run / "history.json").read_text())["history"]
+    assert all("val_trained_on_nme" in h and "val_nme" not in h for h in history)
+    last = torch.load(run / "last.pt", weights_only=False)["model"]
+    best = torch.load(run / "best.pt")
+    assert all(torch.equal(best[k], v) for k, v in last.items())
+
+    assert main(["keypoints", "ship", str(run), "--weights", str(tmp_path / "w"),
+                 "--no-quantize"]) == 0
+    card = json.loads((tmp_path / "w" / "keypoints15.json").read_text())
+    assert set(card["metrics"]) == {"val_trained_on", "test"}
+    assert "refit on train + val" in card["data"]["split"]
+    assert card["members"][0]["val"] is None
 
 
 def test_fer_pretraining_crops_are_framed_like_the_pipelines_keypoint_crops(fer_full):

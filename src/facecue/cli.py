@@ -6,6 +6,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from facecue.provenance import running_command
+
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="facecue", description=__doc__)
@@ -20,12 +22,14 @@ def main(argv: list[str] | None = None) -> int:
     _add_pipeline_parsers(sub)
     _add_speech_parsers(sub)
 
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = parser.parse_args(argv)
-    try:
-        return int(args.handler(args) or 0)
-    except (FileNotFoundError, ValueError, RuntimeError) as e:
-        print(f"facecue: error: {e}", file=sys.stderr)
-        return 2
+    with running_command(argv):
+        try:
+            return int(args.handler(args) or 0)
+        except (FileNotFoundError, ValueError, RuntimeError) as e:
+            print(f"facecue: error: {e}", file=sys.stderr)
+            return 2
 
 
 def _add_run_options(p, threads: int) -> None:
@@ -59,6 +63,9 @@ def _add_keypoints_parsers(train_sub, eval_sub, sub) -> None:
                         "(else 12x12)")
     p.add_argument("--init", help="start from this best.pt: a `train keypoints` run's (every "
                                   "weight) or a `train keypoint-backbone` run's (conv stages)")
+    p.add_argument("--with-val", action="store_true",
+                   help="final refit: train on the train and val rows together and keep the "
+                        "last epoch (settings chosen on val beforehand; test stays held out)")
     _add_run_options(p, threads=1)
     p.add_argument("--plots", action="store_true", help="write training-curve and face PNGs")
     p.set_defaults(handler=_cmd_train_keypoints)

@@ -11,7 +11,6 @@ the members were chosen on and the PrivateTest figures, measured on the shipped 
 from __future__ import annotations
 
 import json
-import shlex
 import sys
 import tempfile
 from pathlib import Path
@@ -24,6 +23,7 @@ from facecue.fer2013 import read_fer2013
 from facecue.fileio import atomic_write_bytes, atomic_write_json, file_sha256
 from facecue.labels import LABEL_SETS, class_columns, class_names
 from facecue.models import expression_net
+from facecue.provenance import current_command
 
 
 class ExpressionEnsemble(torch.nn.Module):
@@ -105,8 +105,7 @@ def _card(labels, runs, loaded, model, mirror, quantization, parity, val, test, 
                 "training_wall_time_minutes": card["training_wall_time_minutes"]}
                for run, (_, _, card) in zip(runs, loaded, strict=True)]
     n_params = sum(p.numel() for p in model.parameters())
-    command = ("facecue " + shlex.join(sys.argv[1:]) if sys.argv[0].endswith("facecue")
-               else None)
+    command = current_command()
     return {
         "model": f"expression_{labels}",
         "task": "facial expression classification, 48x48 grayscale face crop",

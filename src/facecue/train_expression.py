@@ -3,7 +3,6 @@ PrivateTest only to report (needs the ``train`` extra)."""
 
 from __future__ import annotations
 
-import shlex
 import sys
 from pathlib import Path
 
@@ -18,6 +17,7 @@ from facecue.fer2013 import read_fer2013
 from facecue.fileio import atomic_write_json, file_sha256
 from facecue.labels import class_names
 from facecue.models import expression_net
+from facecue.provenance import current_command
 from facecue.training import TrainConfig, fit
 
 
@@ -71,7 +71,7 @@ def train_expression(data: str, labels: str, out: str, epochs: int = 60, batch_s
     val_x, val_y = tensors("PublicTest")
     model = expression_net(len(class_names(labels)), width=width)
     config = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, threads=threads)
-    command = "facecue " + shlex.join(sys.argv[1:]) if sys.argv[0].endswith("facecue") else None
+    command = current_command()
     run = fit(
         model,
         train_batches=augmented_batches(train_x, train_y, batch_size, seed),

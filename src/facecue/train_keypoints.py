@@ -9,8 +9,6 @@ stay the target) and a horizontal flip with left/right swap (off by default: wor
 from __future__ import annotations
 
 import json
-import shlex
-import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -26,6 +24,7 @@ from facecue.kaggle_keypoints import KeypointRows, read_training_csv
 from facecue.labels import KEYPOINT_NAMES
 from facecue.metrics import keypoint_report
 from facecue.models import KeypointNet
+from facecue.provenance import current_command
 from facecue.training import TrainConfig, fit
 
 SIZE = KEYPOINTS_CROP.size
@@ -104,14 +103,17 @@ def predict(model: torch.nn.Module, images: np.ndarray, batch: int = 256) -> np.
     return torch.cat(out).numpy().reshape(len(x), -1, 2) if out else np.zeros((0, 15, 2))
 
 
-def _split_rows(data: KeypointRows, limit: int) -> tuple[KeypointRows, KeypointRows]:
-    """Train and val rows: the converter's identity split, else a fixed 90/10 row split."""
+def _split_rows(data: KeypointRows, limit: int,
+                with_val: bool = False) -> tuple[KeypointRows, KeypointRows]:
+    """Train and val rows: the converter's identity split, else a fixed 90/10 row split.
+    ``with_val``: the train rows take in the val rows too (val is then only watched)."""
     if "Split" in data.extra:
-        train, val = data.split("train"), data.split("val")
+        is_val = data.extra["Split"] == "val"
+        is_train = (data.extra["Split"] == "train") | (is_val & with_val)
     else:
-        rng = np.random.default_rng(0)
-        is_val = rng.random(len(data)) < 0.1
-        train, val = data.subset(~is_val), data.subset(is_val)
+        is_val = np.random.default_rng(0).random(len(data)) < 0.1
+        is_train = ~is_val | with_val
+    train, val = data.subset(is_train), data.subset(is_val)
     if limit:
         train, val = train.subset(np.arange(min(limit, len(train)))), \
             val.subset(np.arange(min(limit, len(val))))
@@ -167,7 +169,7 @@ def pretrain_backbone(data: str, out: str, epochs: int = 10, batch_size: int = 1
                evaluate=lambda m: {"val_accuracy": accuracy(m, val_x, val_y)},
                select="val_accuracy", higher_is_better=True, out_dir=out, config=config,
                resume=resume, meta={"task": "keypoint backbone (fer7 on keypoint-framed crops)",
-                                    "command": shlex.join(["facecue", *sys.argv[1:]]),
+                                    "command": current_command(),
                                     "data": str(data), "width": width, "limit": limit})
 
 
@@ -214,7 +216,7 @@ def pseudo_label(runs: list[str | Path], fer_data: str, out: str | Path, limit: 
                         images=crops)
     write_training_csv(out, rows)
     atomic_write_json(Path(f"{out}.json"), {
-        "command": shlex.join(["facecue", *sys.argv[1:]]), "teachers": [str(r) for r in runs],
+        "command": current_command(), "teachers": [str(r) for r in runs],
         "fer": str(fer_data), "rows": len(rows), "seconds": round(time.time() - started, 1),
         "sha256": file_sha256(out)})
     return len(rows)
@@ -251,13 +253,18 @@ def train_keypoints(data: str, out: str, epochs: int = 80, batch_size: int = 64,
                     limit: int = 0, resume: bool = False, plots: bool = False,
                     flip_prob: float = 0.0, cutout_prob: float = 0.0,
                     context_head: bool = False, fine_heatmaps: bool = False,
-                    init: str | None = None) -> dict:
+                    init: str | None = None, with_val: bool = False) -> dict:
     """Train on the ``train`` rows, pick the epoch on ``val`` RMSE, export ONNX and score it on
-    ``val`` into ``OUT/metrics.json`` (the held-out ``test`` rows are left to ``ship``)."""
+    ``val`` into ``OUT/metrics.json`` (the held-out ``test`` rows are left to ``ship``).
+
+    ``with_val``: the final refit once the settings are chosen: train on train and val
+    together and keep the last epoch. Val figures are then of seen rows and are recorded as
+    ``val_trained_on``, never as val."""
     started = time.time()
     torch.set_num_threads(threads)
     rows = read_training_csv(data)
-    train, val = _split_rows(rows, limit)
+    train, val = _split_rows(rows, limit, with_val)
+    val_name = "val_trained_on" if with_val else "val"
     images = torch.from_numpy(train.images.astype(np.float32))[:, None]
     keypoints = torch.from_numpy(train.keypoints)
     torch.manual_seed(seed)
@@ -266,21 +273,22 @@ def train_keypoints(data: str, out: str, epochs: int = 80, batch_size: int = 64,
         load_initial_weights(model, init)
     config = TrainConfig(epochs=epochs, batch_size=min(batch_size, len(train)), lr=lr,
                          weight_decay=0.01, optimizer="adamw", seed=seed, threads=threads)
-    meta = {"command": shlex.join(["facecue", *sys.argv[1:]]), "data": str(data),
+    meta = {"command": current_command(), "data": str(data),
             "width": width, "context_head": context_head, "fine_heatmaps": fine_heatmaps,
             "flip_prob": flip_prob, "cutout_prob": cutout_prob, "limit": limit,
             "init": init and {"file": str(init), "sha256": file_sha256(init)},
-            "train_rows": len(train), "val_rows": len(val)}
+            "with_val": with_val, "train_rows": len(train), "val_rows": len(val)}
 
     def evaluate(m: torch.nn.Module) -> dict[str, float]:
         r = keypoint_report(predict(m, val.images), val.keypoints)
-        return {"val_rmse_px96": r["rmse_px96"], "val_nme": r["nme"]}
+        return {f"{val_name}_rmse_px96": r["rmse_px96"], f"{val_name}_nme": r["nme"]}
 
     summary = fit(model, train_batches=lambda e: _batches(images, keypoints,
                                                          config.batch_size, seed, e,
                                                          flip_prob, cutout_prob),
                   steps_per_epoch=len(train) // config.batch_size, loss_fn=masked_loss,
-                  evaluate=evaluate, select="val_rmse_px96", higher_is_better=False,
+                  evaluate=evaluate, select=None if with_val else "val_rmse_px96",
+                  higher_is_better=False,
                   out_dir=out, config=config, resume=resume, meta=meta)
     out_dir = Path(out)
     model.load_state_dict(torch.load(out_dir / "best.pt", map_location="cpu"))
@@ -299,7 +307,7 @@ def train_keypoints(data: str, out: str, epochs: int = 80, batch_size: int = 64,
     # val only (the held-back rows without an identity split): runs are compared on it, so
     # the held-out test identities are first scored by `facecue keypoints ship`
     source, name = (rows, "val") if "Split" in rows.extra else (val, "all")
-    result["metrics"]["val"] = evaluate_keypoints(
+    result["metrics"][val_name] = evaluate_keypoints(
         source, split=name, model=onnx_path, plots=out_dir / "plots" if plots else None)
     if plots:
         from facecue.plots import plot_history
@@ -383,6 +391,9 @@ def ship_model(run_dirs: list[str | Path], weights_dir: str | Path,
                    if len(rows.split(name))}
         sha256 = file_sha256(path)
         atomic_write_bytes(weights / "keypoints15.onnx", path.read_bytes())
+    refit = any(r["meta"].get("with_val") for r in results)
+    if refit and "val" in metrics:  # figures of rows the members learnt from
+        metrics["val_trained_on"] = metrics.pop("val")
     steps = list({step["step"]: step for run in runs for step in lineage(run)}.values())
     card = {
         "model": "keypoints15",
@@ -404,9 +415,13 @@ def ship_model(run_dirs: list[str | Path], weights_dir: str | Path,
                  "origin": "youtube-faces-68 (udacity/P1_Facial_Keypoints, YouTube Faces "
                            "frames), converted by `facecue data from-68`",
                  "split": "by identity (sha256 of the name without _NN), train/val/test ~80/10/10;"
-                          " val picks the epoch and the members, test is held out",
+                          + (" val chose the settings (epochs, members) in runs trained on train"
+                             " alone, then the members were refit on train + val with them "
+                             "(`--with-val`, last epoch kept)" if refit else
+                             " val picks the epoch and the members")
+                          + "; test is held out",
                  "splits": results[0]["splits"]},
-        "build_command": shlex.join(["facecue", *sys.argv[1:]]),
+        "build_command": current_command(),
         "members": [{"run": str(run), "command": r["meta"]["command"],
                      "seed": r["config"]["seed"], "config": r["config"],
                      "best_epoch": r["best_epoch"], "train_seconds": r["train_seconds"],
@@ -420,7 +435,9 @@ def ship_model(run_dirs: list[str | Path], weights_dir: str | Path,
         "metrics": {split: {k: m[k] for k in ("n", "rmse_px96", "nme", "nme_n",
                                               "mean_point_error_px96", "per_keypoint")}
                     for split, m in metrics.items()},
-        "metrics_note": "test = held-out identities never used for training or any choice",
+        "metrics_note": "test = held-out identities never used for training or any choice"
+                        + ("; val_trained_on = val identities the members were refit on"
+                           if refit else ""),
         "sha256": sha256,
     }
     atomic_write_json(weights / "keypoints15.json", card)

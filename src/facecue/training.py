@@ -70,14 +70,15 @@ def _lr_at(step: int, total: int, warmup: int, base: float) -> float:
 
 def fit(model: nn.Module, *, train_batches: Batches, steps_per_epoch: int,
         loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
-        evaluate: Callable[[nn.Module], dict[str, float]], select: str,
+        evaluate: Callable[[nn.Module], dict[str, float]], select: str | None,
         higher_is_better: bool, out_dir: str | Path, config: TrainConfig,
         resume: bool = False, meta: dict | None = None) -> dict:
     """Train ``model`` and return the run summary (history, best epoch, wall time).
 
     ``train_batches(epoch)`` yields ``(inputs, targets)``; it must draw its randomness from the
     epoch number so that resuming replays the same batches. ``evaluate(model)`` returns
-    validation metrics; ``select`` names the one that picks the best epoch.
+    validation metrics; ``select`` names the one that picks the best epoch, or is None to
+    keep the last epoch (a final run with no held-back rows to choose with).
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -140,8 +141,8 @@ def fit(model: nn.Module, *, train_batches: Batches, steps_per_epoch: int,
         row = {"epoch": epoch, "train_loss": loss_sum / max(n, 1), **metrics,
                "lr": lr, "seconds": round(seconds, 1)}
         state["history"].append(row)
-        score = metrics[select]
-        improved = state["best"] is None or (
+        score = metrics[select] if select else epoch
+        improved = state["best"] is None or select is None or (
             score > state["best"] if higher_is_better else score < state["best"])
         if improved:
             state["best"], state["best_epoch"] = score, epoch
