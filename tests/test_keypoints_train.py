@@ -211,7 +211,7 @@ def test_final_refit_with_val_trains_on_val_keeps_the_last_epoch_and_says_so(yt_
     split = rows.extra["Split"]
     run = tmp_path / "refit"
     argv = ["train", "keypoints", "--data", str(data), "--out", str(run), "--with-val",
-            "--epochs", "3", "--width", "4", "--batch-size", "8", "--threads", "1"]
+            "--epochs", "3", "--width", "4", "--batch-size", "8", "--threads", "1", "--plots"]
     assert main(argv) == 0
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["meta"]["command"] == shlex.join(["facecue", *argv])  # not pytest's argv
@@ -220,6 +220,7 @@ def test_final_refit_with_val_trains_on_val_keeps_the_last_epoch_and_says_so(yt_
     assert metrics["best_epoch"] == 3 and set(metrics["metrics"]) == {"val_trained_on"}
     history = json.loads((run / "history.json").read_text())["history"]
     assert all("val_trained_on_nme" in h and "val_nme" not in h for h in history)
+    assert (run / "plots" / "training_curves.png").stat().st_size > 0
     last = torch.load(run / "last.pt", weights_only=False)["model"]
     best = torch.load(run / "best.pt")
     assert all(torch.equal(best[k], v) for k, v in last.items())

@@ -141,21 +141,33 @@ def _torch_probs(run: Path, classes: int, faces: np.ndarray) -> np.ndarray:
                              1).numpy()
 
 
+@pytest.mark.parametrize("mirror_fer7_only", [False, True])
 def test_shipped_float_model_is_mean_of_members_on_face_and_mirror(
-        tiny_run, tiny_fer7_run, fer_sample, tmp_path):
-    card = _ship(fer_sample, tmp_path, tiny_run, tiny_fer7_run, extra=("--no-quantize",))
+        tiny_run, tiny_fer7_run, fer_sample, tmp_path, mirror_fer7_only):
+    extra = ("--no-quantize", *(("--mirror-only", str(tiny_fer7_run)) if mirror_fer7_only
+                                else ()))
+    card = _ship(fer_sample, tmp_path, tiny_run, tiny_fer7_run, extra=extra)
     faces = read_fer2013(fer_sample)[0].split("PrivateTest").for_labels("fer5")[0][:64]
     mirrored = faces[:, :, ::-1].copy()
     want = 0
-    for run, classes, cols in ((tiny_run, 5, [0, 1, 2, 3, 4]),
-                               (tiny_fer7_run, 7, [0, 1, 4, 3, 5])):  # fer7 -> fer5 classes
-        for x in (faces, mirrored):
+    for run, classes, cols, views in (
+            (tiny_run, 5, [0, 1, 2, 3, 4], (faces,) if mirror_fer7_only else (faces, mirrored)),
+            (tiny_fer7_run, 7, [0, 1, 4, 3, 5], (faces, mirrored))):  # fer7 -> fer5 classes
+        for x in views:
             p = _torch_probs(run, classes, x)[:, cols]
-            want = want + p / p.sum(1, keepdims=True) / 4
+            want = want + p / p.sum(1, keepdims=True) / len(views) / 2
     got = ExpressionModel.load("fer5", tmp_path / "expression_fer5.onnx").predict_proba(faces)
     np.testing.assert_allclose(got, want, atol=1e-4)
     assert [m["seed"] for m in card["members"]] == [0, 1]
-    assert card["test_time_mirror"] is True and card["quantization"] is None
+    assert card["test_time_mirror"] == [not mirror_fer7_only, True]
+    assert [m["mirror"] for m in card["members"]] == card["test_time_mirror"]
+    assert card["quantization"] is None
+
+
+def test_mirror_only_must_name_shipped_runs(tiny_run, fer_sample, tmp_path):
+    r = _facecue("expression", "ship", str(tiny_run), "--labels", "fer5", "--data",
+                 str(fer_sample), "--weights", str(tmp_path), "--mirror-only", "runs/other")
+    assert r.returncode == 2 and "--mirror-only names runs not being shipped" in r.stderr
 
 
 def test_shipped_int8_model_agrees_with_float_and_card_is_honest(

@@ -229,7 +229,10 @@ def _add_expression_parsers(train_sub, eval_sub, sub) -> None:
     p.add_argument("runs", nargs="+", help="run directories of `facecue train expression`")
     p.add_argument("--labels", choices=["fer5", "fer7"], required=True)
     p.add_argument("--data", required=True, help="the FER2013 file the runs were trained on")
-    p.add_argument("--no-mirror", action="store_true", help="skip the mirror-image pass")
+    mirror = p.add_mutually_exclusive_group()
+    mirror.add_argument("--no-mirror", action="store_true", help="skip the mirror-image pass")
+    mirror.add_argument("--mirror-only", nargs="+", metavar="RUN", default=None,
+                        help="read only these of the runs also on the mirror image")
     p.add_argument("--no-quantize", action="store_true", help="keep float32 weights")
     p.add_argument("--weights", default=None, help="target folder (default: facecue/weights)")
     p.set_defaults(handler=_cmd_expression_ship)
@@ -239,8 +242,13 @@ def _cmd_expression_ship(args) -> int:
     from facecue.runtime import WEIGHTS
     from facecue.ship_expression import ship_expression
 
+    mirror: bool | list[bool] = not args.no_mirror
+    if args.mirror_only:
+        if unknown := set(args.mirror_only) - set(args.runs):
+            raise ValueError(f"--mirror-only names runs not being shipped: {sorted(unknown)}")
+        mirror = [run in args.mirror_only for run in args.runs]
     card = ship_expression(args.runs, args.labels, args.data, args.weights or str(WEIGHTS),
-                           mirror=not args.no_mirror, quantize=not args.no_quantize)
+                           mirror=mirror, quantize=not args.no_quantize)
     print(f"shipped expression_{args.labels}.onnx sha256 {card['sha256']}")
     return 0
 

@@ -1,7 +1,8 @@
 """Build a shipped expression model from finished training runs (needs the ``train`` extra).
 
-One ONNX graph averages the class probabilities of every member run on the face and on its
-mirror image; a ``fer7`` run can serve a ``fer5`` model through its five matching classes.
+One ONNX graph averages the class probabilities of every member run, each read on the face
+alone or on the face and its mirror image; a ``fer7`` run can serve a ``fer5`` model through
+its five matching classes.
 The graph is then quantized to int8 (static, calibrated on Training rows), which makes it about
 three times faster, so two members and the mirror image still fit the 1 ms budget per face.
 The card records every member's training command, seed and wall time, the PublicTest accuracy
@@ -27,24 +28,27 @@ from facecue.provenance import current_command
 
 
 class ExpressionEnsemble(torch.nn.Module):
-    """Members' probabilities for ``labels``, averaged over members (and the mirrored face);
-    outputs log-probabilities, so the runtime's softmax gives the averaged probabilities."""
+    """Members' probabilities for ``labels``, averaged over members; a member with
+    ``mirror[i]`` set gives the mean of its reading of the face and of the mirrored face.
+    Outputs log-probabilities, so the runtime's softmax gives the averaged probabilities."""
 
     def __init__(self, members: list[torch.nn.Module], columns: list[list[int]],
-                 mirror: bool) -> None:
+                 mirror: list[bool]) -> None:
         super().__init__()
+        if len(mirror) != len(members):
+            raise ValueError("one mirror flag per member")
         self.members = torch.nn.ModuleList(members)
         self.columns = columns
         self.mirror = mirror
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         n = x.shape[0]
-        xs = torch.cat([x, x.flip(-1)]) if self.mirror else x
+        both = torch.cat([x, x.flip(-1)]) if any(self.mirror) else x
         total = 0.0
-        for member, cols in zip(self.members, self.columns, strict=True):
-            p = torch.softmax(member(xs), 1)[:, cols]
+        for member, cols, mirror in zip(self.members, self.columns, self.mirror, strict=True):
+            p = torch.softmax(member(both if mirror else x), 1)[:, cols]
             p = p / p.sum(1, keepdim=True)
-            total = total + ((p[:n] + p[n:]) / 2 if self.mirror else p)
+            total = total + ((p[:n] + p[n:]) / 2 if mirror else p)
         return torch.log(total / len(self.members) + 1e-12)
 
 
@@ -67,10 +71,13 @@ def load_member(run: str | Path, labels: str) -> tuple[torch.nn.Module, list[int
 
 
 def ship_expression(runs: list[str], labels: str, data: str, weights_dir: str | Path,
-                    mirror: bool = True, quantize: bool = True) -> dict:
-    """Build ``expression_<labels>.onnx`` from ``runs`` into ``weights_dir`` with its card."""
+                    mirror: bool | list[bool] = True, quantize: bool = True) -> dict:
+    """Build ``expression_<labels>.onnx`` from ``runs`` into ``weights_dir`` with its card.
+    ``mirror``: read every run (True), none (False) or the flagged runs also on the mirror
+    image."""
     if not runs:
         raise ValueError("name at least one training run")
+    mirror = [mirror] * len(runs) if isinstance(mirror, bool) else list(mirror)
     loaded = [load_member(r, labels) for r in runs]
     model = ExpressionEnsemble([m for m, _, _ in loaded], [c for _, c, _ in loaded], mirror)
     fer, _ = read_fer2013(data)
@@ -98,12 +105,13 @@ def ship_expression(runs: list[str], labels: str, data: str, weights_dir: str | 
 
 
 def _card(labels, runs, loaded, model, mirror, quantization, parity, val, test, data) -> dict:
-    members = [{"run": str(run), "labels": card["labels"], "architecture": card["architecture"],
+    members = [{"run": str(run), "mirror": flag, "labels": card["labels"],
+                "architecture": card["architecture"],
                 "training_command": card["training_command"], "seed": card["seed"],
                 "epochs": card["epochs"], "best_epoch": card["best_epoch"],
                 "val_accuracy_PublicTest": card["val_accuracy_PublicTest"],
                 "training_wall_time_minutes": card["training_wall_time_minutes"]}
-               for run, (_, _, card) in zip(runs, loaded, strict=True)]
+               for run, (_, _, card), flag in zip(runs, loaded, mirror, strict=True)]
     n_params = sum(p.numel() for p in model.parameters())
     command = current_command()
     return {
@@ -112,7 +120,9 @@ def _card(labels, runs, loaded, model, mirror, quantization, parity, val, test, 
         "labels": list(class_names(labels)),
         "architecture": (f"mean class probability of {len(members)} VGG-style CNN(s) "
                          f"({n_params} parameters in all)"
-                         + (" on the face and its mirror image" if mirror else "")
+                         + (" on the face and its mirror image" if all(mirror) else
+                            f" ({sum(mirror)} of them also on the mirror image)" if any(mirror)
+                            else "")
                          + ("; int8 static quantization" if quantization else "")
                          + "; input raw pixels 0..255, output log-probabilities"),
         "members": members,

@@ -314,7 +314,8 @@ def train_keypoints(data: str, out: str, epochs: int = 80, batch_size: int = 64,
 
         plot_history(summary["history"], out_dir / "plots" / "training_curves.png",
                      [("train_loss", "train loss (smooth L1, px)"),
-                      ("val_rmse_px96", "val RMSE (px at 96)"), ("val_nme", "val NME")])
+                      (f"{val_name}_rmse_px96", f"{val_name} RMSE (px at 96)"),
+                      (f"{val_name}_nme", f"{val_name} NME")])
     atomic_write_json(out_dir / "metrics.json", result)
     return result
 
