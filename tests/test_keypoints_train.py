@@ -15,6 +15,7 @@ from facecue.export import export_onnx  # noqa: E402
 from facecue.kaggle_keypoints import (  # noqa: E402
     read_id_lookup,
     read_submission,
+    read_training_csv,
     write_test_csv,
     write_training_csv,
 )
@@ -231,6 +232,52 @@ def test_final_refit_with_val_trains_on_val_keeps_the_last_epoch_and_says_so(yt_
     assert set(card["metrics"]) == {"val_trained_on", "test"}
     assert "refit on train + val" in card["data"]["split"]
     assert card["members"][0]["val"] is None
+
+
+def test_blend_labels_relabels_only_the_named_splits(yt_sample, tmp_path):
+    """Real faces, a tiny real teacher: train rows become the blend, a missing keypoint the
+    teacher's own, val and test rows stay as they were; the card of a student names it."""
+    rows = yt_sample[1].subset(np.ones(len(yt_sample[1]), bool))  # a copy, to change
+    split = rows.extra["Split"]
+    train = split == "train"
+    first = int(np.flatnonzero(train)[0])
+    rows.keypoints[first, 3] = np.nan  # a missing keypoint, as in the Kaggle data
+    data = tmp_path / "yt.csv"
+    write_training_csv(data, rows)
+    teacher = tmp_path / "teacher"
+    assert main(["train", "keypoints", "--data", str(data), "--out", str(teacher),
+                 "--epochs", "1", "--width", "4", "--batch-size", "8", "--threads", "1"]) == 0
+    out = tmp_path / "blend.csv"
+    argv = ["keypoints", "blend-labels", str(teacher), "--data", str(data), "--out", str(out),
+            "--weight", "0.25"]
+    assert main(argv) == 0
+    got, rows = read_training_csv(out), read_training_csv(data)  # as written, rounded
+    assert train.any() and (~train).any()
+    np.testing.assert_array_equal(got.keypoints[~train], rows.keypoints[~train])
+    np.testing.assert_array_equal(got.images, rows.images)
+    net = KeypointNet(**tk.net_options(json.loads((teacher / "metrics.json").read_text())
+                                       ["meta"]))
+    net.load_state_dict(torch.load(teacher / "best.pt"))
+    taught = tk.predict(net.eval(), rows.images[train])
+    want = 0.25 * rows.keypoints[train] + 0.75 * taught
+    want[0, 3] = taught[0, 3]  # the first train row
+    assert np.isnan(rows.keypoints[first, 3]).all() and not np.isnan(want).any()
+    np.testing.assert_allclose(got.keypoints[train], want, atol=1e-3)
+    record = json.loads((tmp_path / "blend.csv.json").read_text())
+    assert record["command"] == shlex.join(["facecue", *argv])
+    assert record["splits"] == ["train"] and record["teachers"] == [str(teacher)]
+    with pytest.raises(ValueError, match="held out"):
+        tk.blend_labels([teacher], str(data), tmp_path / "x.csv", ["train", "test"])
+
+    student = tmp_path / "student"
+    assert main(["train", "keypoints", "--data", str(out), "--out", str(student),
+                 "--epochs", "1", "--width", "4", "--batch-size", "8", "--threads", "1"]) == 0
+    assert main(["keypoints", "ship", str(student), "--weights", str(tmp_path / "w"),
+                 "--no-quantize"]) == 0
+    card = json.loads((tmp_path / "w" / "keypoints15.json").read_text())
+    assert card["data"]["relabelled_with"] == record["command"]
+    assert card["data"]["prepared_with"].endswith(f"--out {data}")
+    assert {s["step"] for s in card["training_steps"]} >= {str(teacher), str(student)}
 
 
 def test_fer_pretraining_crops_are_framed_like_the_pipelines_keypoint_crops(fer_full):

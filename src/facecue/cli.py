@@ -112,6 +112,15 @@ def _add_keypoints_parsers(train_sub, eval_sub, sub) -> None:
     p.add_argument("--out", required=True, help="training.csv[.gz] to write")
     p.add_argument("--limit", type=int, default=0, help="first N Training faces only")
     p.set_defaults(handler=_cmd_keypoints_pseudo_label)
+    p = kp_sub.add_parser("blend-labels", help="relabel the train (and val) rows of a keypoints "
+                          "CSV as a blend of their own and finished runs' mean keypoints")
+    p.add_argument("runs", nargs="+", help="run directories of `facecue train keypoints`")
+    p.add_argument("--data", required=True, help="training.csv[.gz] with a Split column")
+    p.add_argument("--splits", nargs="+", default=["train"], choices=["train", "val"],
+                   help="rows to relabel (val only for a final --with-val refit)")
+    p.add_argument("--weight", type=float, default=0.5, help="share of the rows' own keypoints")
+    p.add_argument("--out", required=True, help="training.csv[.gz] to write")
+    p.set_defaults(handler=_cmd_keypoints_blend_labels)
     p = kp_sub.add_parser("ship", help="build the shipped model from training runs: their "
                           "mean keypoints, int8; card with every member's record")
     p.add_argument("runs", nargs="+", help="run directories of `facecue train keypoints`")
@@ -180,6 +189,14 @@ def _cmd_keypoints_pseudo_label(args) -> int:
 
     n = pseudo_label(args.runs, args.fer, args.out, limit=args.limit)
     print(f"{args.out}: {n} FER2013 Training faces with the runs' mean keypoints")
+    return 0
+
+
+def _cmd_keypoints_blend_labels(args) -> int:
+    from facecue.train_keypoints import blend_labels
+
+    n = blend_labels(args.runs, args.data, args.out, args.splits, args.weight)
+    print(f"{args.out}: {n} rows ({', '.join(args.splits)}) relabelled")
     return 0
 
 

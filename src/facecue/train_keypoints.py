@@ -203,23 +203,58 @@ def pseudo_label(runs: list[str | Path], fer_data: str, out: str | Path, limit: 
     from facecue.kaggle_keypoints import KeypointRows, write_training_csv
 
     started = time.time()
+    teacher = _teacher(runs)
+    faces = read_fer2013(fer_data)[0].split("Training").images
+    crops = fer_as_keypoint_crops(faces[:limit] if limit else faces)
+    rows = KeypointRows(keypoints=predict(teacher, crops, batch).astype(np.float32),
+                        images=crops)
+    write_training_csv(out, rows)
+    _record_labelling(out, runs, started, fer=str(fer_data), rows=len(rows))
+    return len(rows)
+
+
+def blend_labels(runs: list[str | Path], data: str, out: str | Path, splits: list[str],
+                 weight: float = 0.5, batch: int = 512) -> int:
+    """Copy a keypoints CSV with the rows of ``splits`` relabelled as ``weight`` x their own
+    keypoints + (1 - ``weight``) x the finished runs' mean keypoints (the teacher's alone where
+    a keypoint is missing): distillation on the real faces, which also evens out annotation
+    noise. Rows of other splits (val when it scores, always test) are copied unchanged.
+    Returns the number of rows relabelled; ``OUT.json`` records how, as ``pseudo_label``."""
+    from facecue.kaggle_keypoints import write_training_csv
+
+    if not 0 <= weight <= 1:
+        raise ValueError(f"weight must be in [0, 1], not {weight}")
+    if "test" in splits:
+        raise ValueError("the test rows are held out; they are never relabelled")
+    started = time.time()
+    rows = read_training_csv(data)
+    if "Split" not in rows.extra:
+        raise ValueError(f"{data} has no Split column (make it with `facecue data from-68`)")
+    chosen = np.isin(rows.extra["Split"], splits)
+    taught = predict(_teacher(runs), rows.images[chosen], batch).astype(np.float32)
+    own = rows.keypoints[chosen]
+    rows.keypoints[chosen] = np.where(np.isnan(own), taught, weight * own + (1 - weight) * taught)
+    write_training_csv(out, rows)
+    _record_labelling(out, runs, started, data=str(data), splits=list(splits), weight=weight,
+                      rows=int(chosen.sum()))
+    return int(chosen.sum())
+
+
+def _teacher(runs: list[str | Path]) -> MeanKeypoints:
+    """The mean of finished runs' best networks."""
     members = []
     for run in map(Path, runs):
         meta = json.loads((run / "metrics.json").read_text())["meta"]
         net = KeypointNet(**net_options(meta))
         net.load_state_dict(torch.load(run / "best.pt", map_location="cpu"))
         members.append(net.eval())
-    teacher = MeanKeypoints(members).eval()
-    faces = read_fer2013(fer_data)[0].split("Training").images
-    crops = fer_as_keypoint_crops(faces[:limit] if limit else faces)
-    rows = KeypointRows(keypoints=predict(teacher, crops, batch).astype(np.float32),
-                        images=crops)
-    write_training_csv(out, rows)
+    return MeanKeypoints(members).eval()
+
+
+def _record_labelling(out: str | Path, runs: list[str | Path], started: float, **facts) -> None:
     atomic_write_json(Path(f"{out}.json"), {
-        "command": current_command(), "teachers": [str(r) for r in runs],
-        "fer": str(fer_data), "rows": len(rows), "seconds": round(time.time() - started, 1),
-        "sha256": file_sha256(out)})
-    return len(rows)
+        "command": current_command(), "teachers": [str(r) for r in runs], **facts,
+        "seconds": round(time.time() - started, 1), "sha256": file_sha256(out)})
 
 
 def lineage(run: str | Path) -> list[dict]:
@@ -371,6 +406,10 @@ def ship_model(run_dirs: list[str | Path], weights_dir: str | Path,
     data = results[0]["meta"]["data"]
     if any(r["meta"]["data"] != data for r in results):
         raise ValueError("the runs were trained on different data files")
+    made = Path(f"{data}.json")  # a relabelled copy (`keypoints blend-labels`)?
+    record = json.loads(made.read_text()) if made.exists() else {}
+    relabelled = record if "splits" in record else None  # not a `pseudo-label` FER file
+    source = relabelled["data"] if relabelled else data
     members = []
     for run, result in zip(runs, results, strict=True):
         net = KeypointNet(**net_options(result["meta"]))
@@ -412,7 +451,12 @@ def ship_model(run_dirs: list[str | Path], weights_dir: str | Path,
         "onnx_parity_max_abs_before_quantization": parity,
         "data": {"file": data, "file_sha256": file_sha256(data),
                  "prepared_with": f"facecue data from-68 ../shared/data/youtube-faces-68 "
-                                  f"--out {data}",
+                                  f"--out {source}",
+                 **({"relabelled_with": relabelled["command"],
+                     "relabelled": f"the {' and '.join(relabelled['splits'])} rows hold "
+                                   f"{relabelled['weight']} x their own keypoints + "
+                                   f"{1 - relabelled['weight']:g} x the teacher's; test rows "
+                                   "are the originals"} if relabelled else {}),
                  "origin": "youtube-faces-68 (udacity/P1_Facial_Keypoints, YouTube Faces "
                            "frames), converted by `facecue data from-68`",
                  "split": "by identity (sha256 of the name without _NN), train/val/test ~80/10/10;"
