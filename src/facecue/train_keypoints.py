@@ -257,6 +257,12 @@ def _record_labelling(out: str | Path, runs: list[str | Path], started: float, *
         "seconds": round(time.time() - started, 1), "sha256": file_sha256(out)})
 
 
+def labelling_record(data: str | Path) -> dict | None:
+    """How a teacher-labelled data file was made (its ``DATA.json``), None for source data."""
+    made = Path(f"{data}.json")
+    return json.loads(made.read_text()) if made.exists() else None
+
+
 def lineage(run: str | Path) -> list[dict]:
     """Every training step behind a run, upstream first: the runs it started from
     (``--init``) and, for pseudo-labelled data, the labelling and its teacher runs, each with
@@ -272,9 +278,7 @@ def lineage(run: str | Path) -> list[dict]:
     steps: list[dict] = []
     if meta.get("init"):
         steps += lineage(Path(meta["init"]["file"]).parent)
-    made = Path(f"{meta['data']}.json")
-    if made.exists():
-        record = json.loads(made.read_text())
+    if record := labelling_record(meta["data"]):
         for teacher in record["teachers"]:
             steps += lineage(teacher)
         steps.append({"step": f"pseudo-label {meta['data']}", "command": record["command"],
@@ -406,9 +410,8 @@ def ship_model(run_dirs: list[str | Path], weights_dir: str | Path,
     data = results[0]["meta"]["data"]
     if any(r["meta"]["data"] != data for r in results):
         raise ValueError("the runs were trained on different data files")
-    made = Path(f"{data}.json")  # a relabelled copy (`keypoints blend-labels`)?
-    record = json.loads(made.read_text()) if made.exists() else {}
-    relabelled = record if "splits" in record else None  # not a `pseudo-label` FER file
+    record = labelling_record(data) or {}
+    relabelled = record if "splits" in record else None  # `blend-labels`, not `pseudo-label`
     source = relabelled["data"] if relabelled else data
     members = []
     for run, result in zip(runs, results, strict=True):

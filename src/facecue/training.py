@@ -141,8 +141,8 @@ def fit(model: nn.Module, *, train_batches: Batches, steps_per_epoch: int,
         row = {"epoch": epoch, "train_loss": loss_sum / max(n, 1), **metrics,
                "lr": lr, "seconds": round(seconds, 1)}
         state["history"].append(row)
-        score = metrics[select] if select else epoch
-        improved = state["best"] is None or select is None or (
+        score = metrics[select] if select else epoch  # no select: the last epoch is kept
+        improved = select is None or state["best"] is None or (
             score > state["best"] if higher_is_better else score < state["best"])
         if improved:
             state["best"], state["best_epoch"] = score, epoch
