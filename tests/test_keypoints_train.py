@@ -162,6 +162,18 @@ def test_onnx_export_matches_torch(yt_sample, tmp_path, head):
     assert got.shape == (8, 15, 2) and np.allclose(got.reshape(8, 30), want, atol=1e-3)
 
 
+def _float_convs(path, tmp_path) -> list[str]:
+    """Convs that onnxruntime, after its graph optimisations, still runs in float."""
+    import onnx
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.optimized_model_filepath = str(tmp_path / "optimized.onnx")
+    ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    return [node.name for node in onnx.load(options.optimized_model_filepath).graph.node
+            if node.op_type == "Conv"]
+
+
 def test_ship_builds_the_mean_of_runs_and_an_honest_int8_card(yt_sample, tmp_path):
     """Two tiny real runs -> `keypoints ship`: the float build is the mean of the members,
     the int8 build stays close to it, and its card's figures are the file's own."""
@@ -195,6 +207,7 @@ def test_ship_builds_the_mean_of_runs_and_an_honest_int8_card(yt_sample, tmp_pat
     path = tmp_path / "int8" / "keypoints15.onnx"
     q = KeypointModel.load(path).predict(rows.images)
     assert np.abs(q - got).mean() < 0.5  # pixels at 96x96
+    assert _float_convs(path, tmp_path) == []  # the fine maps' branching conv included
 
     card = json.loads((tmp_path / "int8" / "keypoints15.json").read_text())
     assert card["sha256"] == file_sha256(path)
@@ -358,8 +371,14 @@ def test_pseudo_labels_teach_a_student_that_starts_from_a_run(fer_sample, train_
     tk.load_initial_weights(net, student / "best.pt")
     for key, value in torch.load(student / "best.pt").items():
         assert torch.equal(net.state_dict()[key], value), key
-    with pytest.raises(ValueError, match="width or heads"):
+    with pytest.raises(ValueError, match="conv stages"):
         tk.load_initial_weights(KeypointNet(width=8), student / "best.pt")
+    other_heads = KeypointNet(width=4, context_head=True, fine_heatmaps=True)
+    fresh = {k: v.clone() for k, v in other_heads.state_dict().items()}
+    tk.load_initial_weights(other_heads, student / "best.pt")  # conv stages only
+    for key, value in other_heads.state_dict().items():
+        assert torch.equal(value, torch.load(student / "best.pt")[key] if
+                           key.startswith("features.") else fresh[key]), key
     ft = tmp_path / "ft"
     assert main(["train", "keypoints", "--data", str(train_csv), "--out", str(ft),
                  *TINY, "--init", str(student / "best.pt")]) == 0

@@ -174,15 +174,12 @@ def pretrain_backbone(data: str, out: str, epochs: int = 10, batch_size: int = 1
 
 
 def load_initial_weights(model: KeypointNet, path: str | Path) -> None:
-    """Start ``model`` from a ``best.pt``: a keypoint run's (every weight) or a
-    ``pretrain_backbone`` run's (the conv stages)."""
+    """Start ``model`` from a ``best.pt``: a keypoint run's with the same heads (every weight),
+    else a keypoint run's or a ``pretrain_backbone`` run's conv stages (the heads start new)."""
     state = torch.load(path, map_location="cpu")
-    if any(k.startswith("heatmaps.") for k in state):
-        try:
-            model.load_state_dict(state)
-        except RuntimeError as e:
-            raise ValueError(f"{path} is another KeypointNet (width or heads differ): {e}") \
-                from None
+    own_all = model.state_dict()
+    if set(state) == set(own_all) and all(v.shape == own_all[k].shape for k, v in state.items()):
+        model.load_state_dict(state)
         return
     own = model.features.state_dict()
     taken = {k: v for k, v in ((k.removeprefix("features."), v) for k, v in state.items()
@@ -428,7 +425,8 @@ def ship_model(run_dirs: list[str | Path], weights_dir: str | Path,
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "keypoints15.onnx"
         parity = export_onnx(model, SIZE, path, check_inputs=train.images[:16],
-                             calibration=train.images if quantize else None)
+                             calibration=train.images if quantize else None,
+                             unsigned_activations=True)
         names = ("val", "test") if "Split" in rows.extra else ("all",)
         metrics = {name: evaluate_keypoints(rows, split=name, model=path) for name in names
                    if len(rows.split(name))}
@@ -448,7 +446,8 @@ def ship_model(run_dirs: list[str | Path], weights_dir: str | Path,
                          + ", ".join("KeypointNet({})".format(", ".join(
                              f"{k}={v}" for k, v in net_options(r["meta"]).items()))
                              for r in results)
-                         + ("; int8 static quantization (QDQ, per-channel weights), calibrated "
+                         + ("; int8 static quantization (QDQ, per-channel int8 weights, uint8 "
+                            "activations), calibrated "
                             f"on {len(calibration_rows(len(train)))} train crops (numpy seed 0)"
                             if quantize else "")),
         "onnx_parity_max_abs_before_quantization": parity,
