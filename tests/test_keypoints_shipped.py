@@ -1,7 +1,9 @@
-"""The shipped keypoint model against its card: file hash, and held-out accuracy recomputed on
-the held-out identities of youtube-faces-68 (the card's ``test`` split)."""
+"""The shipped keypoint model against its card: file hash, every conv run in int8 (the card's
+latency depends on it), and held-out accuracy recomputed on the held-out identities of
+youtube-faces-68 (the card's ``test`` split)."""
 
 import numpy as np
+from onnx_support import float_convs
 
 from facecue.evaluate import evaluate_keypoints
 from facecue.fileio import file_sha256
@@ -9,10 +11,11 @@ from facecue.landmarks68 import convert_landmarks68, identity, identity_split
 from facecue.runtime import KeypointModel, model_card, shipped_model_path
 
 
-def test_card_describes_the_shipped_file():
+def test_card_describes_the_shipped_file(tmp_path):
     card = model_card("keypoints15")
     path = shipped_model_path("keypoints15")
     assert card["sha256"] == file_sha256(path)
+    assert "int8" in card["architecture"] and float_convs(path, tmp_path) == []
     assert path.stat().st_size < 8_000_000
     assert card["data"]["splits"]["test"]["identities"] == 27
     assert all("facecue train keypoints" in m["command"] for m in card["members"])

@@ -9,6 +9,8 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
+from onnx_support import float_convs  # noqa: E402
+
 import facecue.train_keypoints as tk  # noqa: E402
 from facecue.cli import main  # noqa: E402
 from facecue.export import export_onnx  # noqa: E402
@@ -162,18 +164,6 @@ def test_onnx_export_matches_torch(yt_sample, tmp_path, head):
     assert got.shape == (8, 15, 2) and np.allclose(got.reshape(8, 30), want, atol=1e-3)
 
 
-def _float_convs(path, tmp_path) -> list[str]:
-    """Convs that onnxruntime, after its graph optimisations, still runs in float."""
-    import onnx
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.optimized_model_filepath = str(tmp_path / "optimized.onnx")
-    ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-    return [node.name for node in onnx.load(options.optimized_model_filepath).graph.node
-            if node.op_type == "Conv"]
-
-
 def test_ship_builds_the_mean_of_runs_and_an_honest_int8_card(yt_sample, tmp_path):
     """Two tiny real runs -> `keypoints ship`: the float build is the mean of the members,
     the int8 build stays close to it, and its card's figures are the file's own."""
@@ -207,7 +197,7 @@ def test_ship_builds_the_mean_of_runs_and_an_honest_int8_card(yt_sample, tmp_pat
     path = tmp_path / "int8" / "keypoints15.onnx"
     q = KeypointModel.load(path).predict(rows.images)
     assert np.abs(q - got).mean() < 0.5  # pixels at 96x96
-    assert _float_convs(path, tmp_path) == []  # the fine maps' branching conv included
+    assert float_convs(path, tmp_path) == []  # the fine maps' branching conv included
 
     card = json.loads((tmp_path / "int8" / "keypoints15.json").read_text())
     assert card["sha256"] == file_sha256(path)
