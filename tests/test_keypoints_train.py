@@ -380,4 +380,21 @@ def test_pseudo_labels_teach_a_student_that_starts_from_a_run(fer_sample, train_
                                           f"pseudo-label {pseudo}", str(student), str(ft)]
     made = json.loads(pseudo.with_name(pseudo.name + ".json").read_text())
     assert steps[2]["seconds"] == made["seconds"] and made["teachers"] == list(map(str, teachers))
-    assert card["training_wall_time_minutes"] == round(sum(s["seconds"] for s in steps) / 60, 1)
+    assert [s["after"] for s in steps] == [[], [], list(map(str, teachers)),
+                                           [f"pseudo-label {pseudo}"], [str(student)]]
+    seconds = [s["seconds"] for s in steps]
+    assert card["training_minutes_one_after_another"] == round(sum(seconds) / 60, 1)
+    # two cores: the teachers side by side, then labelling, student and fine-tuning in turn
+    assert card["training_wall_time_minutes"] == round((max(seconds[:2]) + sum(seconds[2:]))
+                                                       / 60, 1)
+
+
+def test_elapsed_on_cores_waits_for_inputs_and_a_free_core():
+    """Two cores: a and b start together, c follows b on b's core, d waits for a (10 s)
+    although a core is free at 7 s; one core runs everything in turn."""
+    steps = [{"step": "a", "seconds": 10.0}, {"step": "b", "seconds": 4.0},
+             {"step": "c", "seconds": 3.0, "after": ["b"]},
+             {"step": "d", "seconds": 5.0, "after": ["a", "c"]}]
+    assert tk.elapsed_on_cores(steps) == 15.0
+    assert tk.elapsed_on_cores(steps, cores=1) == 22.0
+    assert tk.elapsed_on_cores([]) == 0.0
