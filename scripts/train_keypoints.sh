@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Rebuild the shipped keypoint model (src/facecue/weights/keypoints15.onnx and its card) from
 # the real data, two runs at a time, one per core, on 1 torch thread each: the schedule whose
-# elapsed time the card gives as training_wall_time_minutes (about 1 h 30 min here).
+# elapsed time the card gives as training_wall_time_minutes (103 min here for the shipped model).
 #
 #   bash scripts/train_keypoints.sh            # the full recipe, into runs/
 #   SMOKE=1 RUNS=/tmp/kp bash scripts/train_keypoints.sh   # the same steps, tiny (tests)
