@@ -46,11 +46,12 @@ DATA="$R/yt68_keypoints.csv.gz"
 step "$DATA" "$FACECUE" data from-68 "$SHARED/data/youtube-faces-68" --out "$DATA"
 
 HEADS=(--context-head --fine-heatmaps)
+TEACH=(--epochs 80 --flip-prob 0)  # the defaults, spelled out as in the card's commands
 TEACHERS=("$R/kp_cut_e80" "$R/kp_cut_e80_s1" "$R/keypoints15_aug_e80_s1" "$R/kp_ctxfine_e80")
-{ train "${TEACHERS[0]}" "$DATA" "${HEADS[@]}" --cutout-prob 0.5 --seed 0 --plots
-  train "${TEACHERS[2]}" "$DATA" --seed 1 --plots; } &
-{ train "${TEACHERS[1]}" "$DATA" "${HEADS[@]}" --cutout-prob 0.5 --seed 1 --plots
-  train "${TEACHERS[3]}" "$DATA" "${HEADS[@]}" --seed 0 --plots; } &
+{ train "${TEACHERS[0]}" "$DATA" "${TEACH[@]}" "${HEADS[@]}" --cutout-prob 0.5 --seed 0 --plots
+  train "${TEACHERS[2]}" "$DATA" "${TEACH[@]}" --seed 1 --plots; } &
+{ train "${TEACHERS[1]}" "$DATA" "${TEACH[@]}" "${HEADS[@]}" --cutout-prob 0.5 --seed 1 --plots
+  train "${TEACHERS[3]}" "$DATA" "${TEACH[@]}" "${HEADS[@]}" --seed 0 --plots; } &
 both
 
 # the teacher labels 28,709 FER2013 faces, and the real train and val faces half and half
