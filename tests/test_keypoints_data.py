@@ -201,3 +201,23 @@ def test_test_csv_round_trip_and_bad_id(yt_sample, tmp_path):
     path.write_text("\n".join(text) + "\n")
     with pytest.raises(BadRowError, match=r"line 5: ImageId"):
         read_test_csv(path)
+
+
+@pytest.mark.parametrize("name, reader, line, bad, message", [
+    ("IdLookupTable.csv.gz", read_id_lookup, 7, "7,1,left_ear_x,", r"line 7: FeatureName"),
+    ("IdLookupTable.csv.gz", read_id_lookup, 3, "two,1,nose_tip_x,", r"line 3: RowId/ImageId"),
+    ("SampleSubmission.csv.gz", read_submission, 9, "8,far", r"line 9: not a RowId,Location"),
+])
+def test_real_lookup_and_submission_bad_rows_name_their_line(kaggle_dir, tmp_path, name, reader,
+                                                             line, bad, message):
+    """A spoilt row in a copy of the real IdLookupTable / SampleSubmission names its file line;
+    the unspoilt copy reads whole."""
+    with gzip.open(kaggle_dir / name, "rt") as f:
+        text = f.read().splitlines()
+    path = tmp_path / name.removesuffix(".gz")
+    path.write_text("\n".join(text) + "\n")
+    assert len(reader(path)[0] if reader is read_submission else reader(path).row_ids) == 27124
+    text[line - 1] = bad
+    path.write_text("\n".join(text) + "\n")
+    with pytest.raises(BadRowError, match=message):
+        reader(path)

@@ -12,6 +12,7 @@ import csv
 import gzip
 import io
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -80,6 +81,28 @@ def _header(path: Path, rows: Iterator[tuple[int, list[str]]], required: tuple[s
     return header
 
 
+def _table(path: Path, columns: tuple[str, ...]
+           ) -> tuple[Iterator[tuple[int, list[str]]], list[str], list[int]]:
+    """(data rows, header, index of each of ``columns``) of a file that must have them."""
+    rows = _rows(path)
+    header = _header(path, rows, columns)
+    return rows, header, [header.index(c) for c in columns]
+
+
+@contextmanager
+def _at(path: Path, line: int) -> Iterator[None]:
+    """Give a row's :class:`BadRowError` its file and line."""
+    try:
+        yield
+    except BadRowError as e:
+        raise BadRowError(f"{path}: line {line}: {e}") from None
+
+
+def _check_width(row: list[str], header: list[str]) -> None:
+    if len(row) != len(header):
+        raise BadRowError(f"expected {len(header)} fields, found {len(row)}")
+
+
 def _parse_image(text: str) -> np.ndarray:
     tokens = text.split()
     if len(tokens) != N_PIXELS:
@@ -117,14 +140,11 @@ def read_training_csv(path: str | Path, require_image: bool = True) -> KeypointR
     kps, images, lines = [], [], []
     extra: dict[str, list[str]] = {h: [] for h in xcols}
     for line, row in rows:
-        try:
-            if len(row) != len(header):
-                raise BadRowError(f"expected {len(header)} fields, found {len(row)}")
+        with _at(path, line):
+            _check_width(row, header)
             kps.append([_parse_coord(KEYPOINT_COLUMNS[j], row[i]) for j, i in enumerate(kcols)])
             if icol is not None:
                 images.append(_parse_image(row[icol]))
-        except BadRowError as e:
-            raise BadRowError(f"{path}: line {line}: {e}") from None
         for h, i in xcols.items():
             extra[h].append(row[i])
         lines.append(line)
@@ -169,20 +189,15 @@ def write_training_csv(path: str | Path, rows: KeypointRows) -> None:
 def read_test_csv(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
     """Read Kaggle ``test.csv``: (ImageIds, (N, 96, 96) uint8 images)."""
     path = Path(path)
-    rows = _rows(path)
-    header = _header(path, rows, ("ImageId", "Image"))
-    ci, cm = header.index("ImageId"), header.index("Image")
+    rows, header, (ci, cm) = _table(path, ("ImageId", "Image"))
     ids, images = [], []
     for line, row in rows:
-        try:
-            if len(row) != len(header):
-                raise BadRowError(f"expected {len(header)} fields, found {len(row)}")
+        with _at(path, line):
+            _check_width(row, header)
             if not row[ci].strip().isdigit():
                 raise BadRowError(f"ImageId {row[ci]!r} is not a positive integer")
             ids.append(int(row[ci]))
             images.append(_parse_image(row[cm]))
-        except BadRowError as e:
-            raise BadRowError(f"{path}: line {line}: {e}") from None
     return np.array(ids, np.int64), (np.stack(images) if images
                                      else np.zeros((0, SIZE, SIZE), np.uint8))
 
@@ -207,22 +222,18 @@ class IdLookup:
 
 def read_id_lookup(path: str | Path) -> IdLookup:
     path = Path(path)
-    rows = _rows(path)
-    header = _header(path, rows, ("RowId", "ImageId", "FeatureName"))
-    cr, ci, cf = (header.index(c) for c in ("RowId", "ImageId", "FeatureName"))
+    rows, header, (cr, ci, cf) = _table(path, ("RowId", "ImageId", "FeatureName"))
     col = {c: i for i, c in enumerate(KEYPOINT_COLUMNS)}
     out: list[tuple[int, int, int]] = []
     need = max(cr, ci, cf) + 1  # the real table leaves off the empty trailing Location
     for line, row in rows:
-        try:
+        with _at(path, line):
             if not need <= len(row) <= len(header):
                 raise BadRowError(f"expected {len(header)} fields, found {len(row)}")
             if not (row[cr].strip().isdigit() and row[ci].strip().isdigit()):
                 raise BadRowError(f"RowId/ImageId {row[cr]!r}/{row[ci]!r} are not integers")
             if row[cf] not in col:
                 raise BadRowError(f"FeatureName {row[cf]!r} is not a keypoint column")
-        except BadRowError as e:
-            raise BadRowError(f"{path}: line {line}: {e}") from None
         out.append((int(row[cr]), int(row[ci]), col[row[cf]]))
     a = np.array(out, np.int64).reshape(-1, 3)
     return IdLookup(a[:, 0], a[:, 1], a[:, 2])
@@ -252,16 +263,15 @@ def write_submission(path: str | Path, lookup: IdLookup, image_ids: np.ndarray,
 def read_submission(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
     """(RowIds, Locations) of a submission file."""
     path = Path(path)
-    rows = _rows(path)
-    header = _header(path, rows, ("RowId", "Location"))
-    cr, cl = header.index("RowId"), header.index("Location")
+    rows, _, (cr, cl) = _table(path, ("RowId", "Location"))
     ids, locs = [], []
     for line, row in rows:
-        try:
-            ids.append(int(row[cr]))
-            locs.append(float(row[cl]))
-        except (ValueError, IndexError):
-            raise BadRowError(f"{path}: line {line}: not a RowId,Location row: {row}") from None
+        with _at(path, line):
+            try:
+                ids.append(int(row[cr]))
+                locs.append(float(row[cl]))
+            except (ValueError, IndexError):
+                raise BadRowError(f"not a RowId,Location row: {row}") from None
     return np.array(ids, np.int64), np.array(locs, np.float64)
 
 
