@@ -503,7 +503,6 @@ def ship_model(run_dirs: list[str | Path], weights_dir: str | Path,
         "members": [{"run": str(run), "command": r["meta"]["command"],
                      "seed": r["config"]["seed"], "config": r["config"],
                      "best_epoch": r["best_epoch"], "train_seconds": r["train_seconds"],
-                     "run_seconds": r["run_seconds_this_call"],
                      "val": {k: r["metrics"]["val"][k] for k in ("rmse_px96", "nme")}
                      if "val" in r["metrics"] else None}
                     for run, r in zip(runs, results, strict=True)],
