@@ -2,10 +2,13 @@
 keypoint model are chosen (on the 25 val identities; never on the held-out test identities).
 
     python scripts/select_keypoint_members.py --runs runs/A runs/B ... [--max-members 2]
+        [--weights best|last|ema]
 
-Each run's exported float ``keypoints15.onnx`` is read and the combination's keypoints are the
-mean of its members', as in ``facecue keypoints ship``. Every run must have been trained on
-data files with the same val rows. Prints one line per combination.
+Each run's exported float ``keypoints15.onnx`` (its best epoch on val) is read and the
+combination's keypoints are the mean of its members', as in ``facecue keypoints ship``.
+``--weights last`` scores each run's last epoch instead (what a ``--with-val`` refit keeps),
+``--weights ema`` its last weight average (``--ema`` runs); both need torch. Every run must
+have been trained on data files with the same val rows. Prints one line per combination.
 """
 
 from __future__ import annotations
@@ -22,10 +25,26 @@ from facecue.metrics import keypoint_report
 from facecue.runtime import KeypointModel
 
 
+def predict_run(run: Path, weights: str, images: np.ndarray) -> np.ndarray:
+    if weights == "best":
+        return KeypointModel.load(run / "keypoints15.onnx").predict(images)
+    import torch
+
+    from facecue.models import KeypointNet
+    from facecue.train_keypoints import net_options, predict
+
+    net = KeypointNet(**net_options(json.loads((run / "metrics.json").read_text())["meta"]))
+    state = (torch.load(run / "last.pt", map_location="cpu", weights_only=False)["model"]
+             if weights == "last" else torch.load(run / "ema.pt", map_location="cpu"))
+    net.load_state_dict(state)
+    return predict(net.eval(), images)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--runs", nargs="+", required=True)
     ap.add_argument("--max-members", type=int, default=2)
+    ap.add_argument("--weights", choices=["best", "last", "ema"], default="best")
     args = ap.parse_args()
 
     files = sorted({json.loads((Path(r) / "metrics.json").read_text())["meta"]["data"]
@@ -35,9 +54,8 @@ def main() -> None:
     if any(not (np.array_equal(v.images, val.images)
                 and np.array_equal(v.keypoints, val.keypoints, equal_nan=True)) for v in vals):
         raise SystemExit(f"the runs' data files hold different val rows: {files}")
-    points = {r: KeypointModel.load(Path(r) / "keypoints15.onnx").predict(val.images)
-              for r in args.runs}
-    print(f"val, n={len(val)}")
+    points = {r: predict_run(Path(r), args.weights, val.images) for r in args.runs}
+    print(f"val, n={len(val)}, {args.weights} weights")
     for k in range(1, min(args.max_members, len(args.runs)) + 1):
         for combo in itertools.combinations(args.runs, k):
             report = keypoint_report(sum(points[r] for r in combo) / k, val.keypoints)

@@ -127,6 +127,48 @@ def test_kaggle_round_trip_train_predict_submit(train_csv, yt_sample, kaggle_dir
     assert np.allclose(loc, want, atol=1e-3)
 
 
+def test_point_loss_is_the_mean_point_distance_over_present_points():
+    pred = torch.zeros(2, 30, requires_grad=True)
+    target = torch.zeros(2, 30)
+    target[0, 0:2] = torch.tensor([3.0, 4.0])  # point 0 of face 0 is 5 px off
+    target[1, 2:4] = float("nan")  # point 1 of face 1 is missing
+    loss = tk.point_loss(pred, target)
+    # 29 present points; each distance carries the loss's 1e-6 px^2 smoothing
+    assert float(loss) == pytest.approx((25 + 1e-6) ** 0.5 / 29 + 28 * 1e-3 / 29, rel=1e-5)
+    loss.backward()
+    assert (pred.grad[1, 2:4] == 0).all()
+    assert pred.grad[0, 0] < 0 and pred.grad[0, 1] < 0  # pulled toward (3, 4)
+    assert float(tk.point_loss(pred, torch.full((2, 30), float("nan")))) == 0.0
+
+
+def test_weight_average_leaves_training_alone_and_resumes(train_csv, tmp_path, monkeypatch):
+    """--ema keeps a moving average beside the run: the trained weights come out exactly as
+    without it, the average is scored every epoch and saved, and survives a resume."""
+    args = dict(data=str(train_csv), epochs=2, batch_size=8, width=4, limit=24, threads=1,
+                loss="point")
+    tk.train_keypoints(out=str(tmp_path / "plain"), **args)
+    tk.train_keypoints(out=str(tmp_path / "ema"), ema=0.9, **args)
+    plain = torch.load(tmp_path / "plain" / "last.pt", weights_only=False)
+    ema = torch.load(tmp_path / "ema" / "last.pt", weights_only=False)
+    for key, value in plain["model"].items():
+        assert torch.equal(value, ema["model"][key]), key
+    average = torch.load(tmp_path / "ema" / "ema.pt")
+    assert any(not torch.equal(v, ema["model"][k]) for k, v in average.items())
+    history = json.loads((tmp_path / "ema" / "history.json").read_text())["history"]
+    assert all(0 < row["ema_val_nme"] < 1 for row in history)
+
+    real = tk._batches
+    monkeypatch.setattr(tk, "_batches", lambda *a: (_ for _ in ()).throw(KeyboardInterrupt)
+                        if a[4] == 2 else real(*a))
+    with pytest.raises(KeyboardInterrupt):
+        tk.train_keypoints(out=str(tmp_path / "cut"), ema=0.9, **args)
+    monkeypatch.setattr(tk, "_batches", real)
+    tk.train_keypoints(out=str(tmp_path / "cut"), ema=0.9, resume=True, **args)
+    resumed = torch.load(tmp_path / "cut" / "ema.pt")
+    for key, value in average.items():
+        assert torch.equal(value, resumed[key]), key
+
+
 def test_resume_after_interruption_matches_uninterrupted_run(train_csv, tmp_path, monkeypatch):
     args = dict(data=str(train_csv), epochs=2, batch_size=8, width=4, limit=24, threads=1)
     tk.train_keypoints(out=str(tmp_path / "a"), **args)
@@ -377,11 +419,11 @@ def test_pseudo_labels_teach_a_student_that_starts_from_a_run(fer_sample, train_
     card = json.loads((tmp_path / "w" / "keypoints15.json").read_text())
     steps = card["training_steps"]  # every step behind the model, upstream first, each once
     assert [s["step"] for s in steps] == [str(teachers[0]), str(teachers[1]),
-                                          f"pseudo-label {pseudo}", str(student), str(ft)]
+                                          f"teacher labels {pseudo}", str(student), str(ft)]
     made = json.loads(pseudo.with_name(pseudo.name + ".json").read_text())
     assert steps[2]["seconds"] == made["seconds"] and made["teachers"] == list(map(str, teachers))
     assert [s["after"] for s in steps] == [[], [], list(map(str, teachers)),
-                                           [f"pseudo-label {pseudo}"], [str(student)]]
+                                           [f"teacher labels {pseudo}"], [str(student)]]
     seconds = [s["seconds"] for s in steps]
     assert card["training_minutes_one_after_another"] == round(sum(seconds) / 60, 1)
     # two cores: the teachers side by side, then labelling, student and fine-tuning in turn
@@ -398,3 +440,48 @@ def test_elapsed_on_cores_waits_for_inputs_and_a_free_core():
     assert tk.elapsed_on_cores(steps) == 15.0
     assert tk.elapsed_on_cores(steps, cores=1) == 22.0
     assert tk.elapsed_on_cores([]) == 0.0
+
+
+def test_member_selection_scores_best_last_and_averaged_weights(yt_sample, tmp_path):
+    """scripts/select_keypoint_members.py on two real runs: one line per run and per pair, for
+    the exported best epoch, the last epoch or the weight average, each the val figure of
+    those weights (the pair: the mean of the two runs' keypoints)."""
+    import re
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from facecue.metrics import keypoint_report
+
+    _, rows = yt_sample
+    data = tmp_path / "yt.csv"
+    write_training_csv(data, rows)
+    runs = [tmp_path / f"run{seed}" for seed in (0, 1)]
+    for seed, run in enumerate(runs):
+        assert main(["train", "keypoints", "--data", str(data), "--out", str(run), "--epochs",
+                     "2", "--width", "4", "--batch-size", "8", "--threads", "1", "--ema",
+                     "0.9", "--seed", str(seed)]) == 0
+    script = Path(__file__).parents[1] / "scripts" / "select_keypoint_members.py"
+    val = rows.split("val")
+
+    def points(run, weights):
+        net = KeypointNet(**tk.net_options(json.loads((run / "metrics.json").read_text())["meta"]))
+        state = torch.load(run / "last.pt", weights_only=False)["model"] \
+            if weights == "last" else torch.load(run / "ema.pt")
+        net.load_state_dict(state)
+        return tk.predict(net.eval(), val.images)
+
+    for weights in ("best", "last", "ema"):
+        out = subprocess.run([sys.executable, str(script), "--runs", *map(str, runs),
+                              "--weights", weights], capture_output=True, text=True,
+                             check=True).stdout
+        nme = dict(re.findall(r"  (\S+(?: \+ \S+)?): RMSE [\d.]+, NME ([\d.]+)", out))
+        assert list(nme) == ["run0", "run1", "run0 + run1"]
+        if weights == "best":
+            want = KeypointModel.load(runs[0] / "keypoints15.onnx").predict(val.images)
+            assert float(nme["run0"]) == pytest.approx(keypoint_report(want, val.keypoints)["nme"],
+                                                       abs=1e-5)
+        else:
+            pair = (points(runs[0], weights) + points(runs[1], weights)) / 2
+            assert float(nme["run0 + run1"]) == pytest.approx(
+                keypoint_report(pair, val.keypoints)["nme"], abs=1e-5)

@@ -66,6 +66,11 @@ def _add_keypoints_parsers(train_sub, eval_sub, sub) -> None:
     p.add_argument("--with-val", action="store_true",
                    help="final refit: train on the train and val rows together and keep the "
                         "last epoch (settings chosen on val beforehand; test stays held out)")
+    p.add_argument("--loss", choices=["smooth-l1", "point"], default="smooth-l1",
+                   help="smooth-L1 per coordinate, or each point's distance (what NME measures)")
+    p.add_argument("--ema", type=float, default=0.0, metavar="DECAY",
+                   help="also keep a moving average of the weights (OUT/ema.pt, scored every "
+                        "epoch as ema_*); it leaves the trained weights as they would be")
     _add_run_options(p, threads=1)
     p.add_argument("--plots", action="store_true", help="write training-curve and face PNGs")
     p.set_defaults(handler=_cmd_train_keypoints)

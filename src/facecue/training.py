@@ -3,11 +3,14 @@
 What it guarantees: a fixed seed per epoch (so a resumed run continues exactly where an
 uninterrupted one would), an atomic checkpoint after every epoch (``last.pt``), the best epoch
 by a validation metric kept apart (``best.pt``), per-epoch metrics in ``history.json``, and a
-progress bar.
+progress bar. With ``ema_decay`` it also keeps a moving average of the weights beside the
+trained ones (it changes nothing in their training), scores it every epoch (``ema_*`` metrics)
+and saves the last epoch's average as ``ema.pt``.
 """
 
 from __future__ import annotations
 
+import copy
 import math
 import os
 import sys
@@ -35,6 +38,7 @@ class TrainConfig:
     warmup_epochs: float = 1.0
     seed: int = 0
     threads: int = 2
+    ema_decay: float = 0.0  # > 0: also keep an exponential moving average of the weights
 
 
 class RunExistsError(RuntimeError):
@@ -68,6 +72,16 @@ def _lr_at(step: int, total: int, warmup: int, base: float) -> float:
     return base * 0.5 * (1.0 + math.cos(math.pi * t))
 
 
+def _update_ema(ema: nn.Module, model: nn.Module, decay: float) -> None:
+    with torch.no_grad():
+        for avg, now in zip(ema.state_dict().values(), model.state_dict().values(),
+                            strict=True):
+            if avg.dtype.is_floating_point:
+                avg.lerp_(now, 1.0 - decay)
+            else:  # counters such as BatchNorm's num_batches_tracked
+                avg.copy_(now)
+
+
 def fit(model: nn.Module, *, train_batches: Batches, steps_per_epoch: int,
         loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
         evaluate: Callable[[nn.Module], dict[str, float]], select: str | None,
@@ -96,6 +110,7 @@ def fit(model: nn.Module, *, train_batches: Batches, steps_per_epoch: int,
     else:
         raise ValueError(f"unknown optimizer {config.optimizer!r}")
 
+    ema = copy.deepcopy(model).eval() if config.ema_decay else None
     state = {"epoch": 0, "history": [], "best": None, "best_epoch": None, "seconds": 0.0}
     if last.exists():
         if not resume:
@@ -106,6 +121,8 @@ def fit(model: nn.Module, *, train_batches: Batches, steps_per_epoch: int,
             raise RunExistsError(f"{last} was trained with {ckpt['config']}, not {asdict(config)}")
         model.load_state_dict(ckpt["model"])
         opt.load_state_dict(ckpt["optimizer"])
+        if ema is not None:
+            ema.load_state_dict(ckpt["ema"])
         state = ckpt["state"]
         meta = ckpt["meta"]  # the run is described by the command that started it
         print(f"resuming {out} after epoch {state['epoch']}", file=sys.stderr)
@@ -126,6 +143,8 @@ def fit(model: nn.Module, *, train_batches: Batches, steps_per_epoch: int,
             loss = loss_fn(model(x.contiguous(memory_format=torch.channels_last)), y)
             loss.backward()
             opt.step()
+            if ema is not None:
+                _update_ema(ema, model, config.ema_decay)
             loss_sum += loss.item() * len(x)
             n += len(x)
             if bar is not None:
@@ -136,6 +155,8 @@ def fit(model: nn.Module, *, train_batches: Batches, steps_per_epoch: int,
         model.eval()
         with torch.no_grad():
             metrics = evaluate(model)
+            if ema is not None:
+                metrics |= {f"ema_{k}": v for k, v in evaluate(ema).items()}
         seconds = time.time() - t0
         state["seconds"] += seconds
         row = {"epoch": epoch, "train_loss": loss_sum / max(n, 1), **metrics,
@@ -148,8 +169,12 @@ def fit(model: nn.Module, *, train_batches: Batches, steps_per_epoch: int,
             state["best"], state["best_epoch"] = score, epoch
             atomic_torch_save(model.state_dict(), best_path)
         state["epoch"] = epoch
-        atomic_torch_save({"model": model.state_dict(), "optimizer": opt.state_dict(),
-                           "state": state, "config": asdict(config), "meta": meta or {}}, last)
+        checkpoint = {"model": model.state_dict(), "optimizer": opt.state_dict(),
+                      "state": state, "config": asdict(config), "meta": meta or {}}
+        if ema is not None:
+            checkpoint["ema"] = ema.state_dict()
+            atomic_torch_save(ema.state_dict(), out / "ema.pt")
+        atomic_torch_save(checkpoint, last)
         summary = {"config": asdict(config), "meta": meta or {}, **state}
         atomic_write_json(out / "history.json", summary)
         shown = " ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}"
