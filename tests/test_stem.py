@@ -1,0 +1,77 @@
+"""The first stage's space-to-depth form (facecue.stem): the same numbers as the conv and pool
+it replaces, in float and in the int8 graphs, and what the shipped files hold."""
+
+import numpy as np
+import onnx
+import pytest
+import torch
+from onnx_support import float_convs
+
+from facecue.export import export_onnx, quantize_int8
+from facecue.models import KeypointNet, expression_net
+from facecue.runtime import model_card, shipped_model_path
+from facecue.stem import _phase_weights, rewrite_stems_file
+from facecue.train_keypoints import MeanKeypoints
+
+
+def test_phase_weights_give_the_conv_and_pool_on_real_faces(yt_sample):
+    _, rows = yt_sample
+    x = torch.from_numpy(rows.images[:8].astype(np.float32) / 255)[:, None]
+    weight = torch.randn(5, 1, 3, 3, generator=torch.Generator().manual_seed(0))
+    want = torch.nn.functional.max_pool2d(torch.nn.functional.conv2d(x, weight, padding=1), 2)
+    phases = torch.from_numpy(_phase_weights(weight.numpy()))
+    y = torch.nn.functional.conv2d(torch.nn.functional.pixel_unshuffle(x, 2), phases, padding=1)
+    got = torch.stack(y.chunk(4, 1)).amax(0)
+    assert got.shape == want.shape == (8, 5, 48, 48)
+    torch.testing.assert_close(got, want, atol=1e-5, rtol=0)
+
+
+def _run(path, crops):
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    return session.run(None, {"pixels": crops.astype(np.float32)[:, None]})[0]
+
+
+def _ops(path, op):
+    return sum(node.op_type == op for node in onnx.load(str(path)).graph.node)
+
+
+@pytest.mark.parametrize("net", ["keypoints", "expression"])
+def test_int8_rewrite_keeps_every_output_and_every_conv_in_int8(net, yt_sample, fer_sample,
+                                                                 tmp_path):
+    from facecue.fer2013 import read_fer2013
+
+    torch.manual_seed(0)
+    if net == "keypoints":  # two members reading one input, uint8 activations (as shipped)
+        model = MeanKeypoints([KeypointNet(width=4, context_head=True, fine_heatmaps=True),
+                               KeypointNet(width=4)])
+        crops, unsigned, size = yt_sample[1].images, True, 96
+    else:  # int8 activations, as the expression models were built
+        model = expression_net(7, width=4)
+        crops, unsigned, size = read_fer2013(fer_sample)[0].images, False, 48
+    for m in model.modules():  # trained-looking batch-norm statistics, not the identity
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.uniform_(-0.5, 0.5)
+            m.running_var.uniform_(0.5, 2.0)
+    export_onnx(model.eval(), size, tmp_path / "float.onnx", check_inputs=crops[:8])
+    for rewrite in (False, True):
+        quantize_int8(tmp_path / "float.onnx", tmp_path / f"int8_{rewrite}.onnx", crops,
+                      unsigned_activations=unsigned, rewrite_stem=rewrite)
+    plain, fast = tmp_path / "int8_False.onnx", tmp_path / "int8_True.onnx"
+    members = 2 if net == "keypoints" else 1
+    assert _ops(plain, "SpaceToDepth") == 0 and _ops(fast, "SpaceToDepth") == members
+    assert _ops(fast, "MaxPool") == _ops(plain, "MaxPool") - members
+    np.testing.assert_array_equal(_run(fast, crops), _run(plain, crops))
+    assert float_convs(fast, tmp_path) == []
+    assert rewrite_stems_file(fast, tmp_path / "again.onnx") == 0  # nothing left to rewrite
+
+
+@pytest.mark.parametrize("name", ["keypoints15", "expression_fer7", "expression_fer5"])
+def test_shipped_files_hold_the_rewrite_their_cards_record(name, tmp_path):
+    path, card = shipped_model_path(name), model_card(name)
+    record = card["stem_rewrite"]
+    assert record["convs"] == _ops(path, "SpaceToDepth") == len(card["members"])
+    assert record["max_abs_output_change"] == 0
+    assert record["sha256_before"] != card["sha256"]
+    assert rewrite_stems_file(path, tmp_path / "again.onnx") == 0
