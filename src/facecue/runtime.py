@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -35,10 +36,25 @@ def model_card(name: str) -> dict:
     return json.loads(Path(str(WEIGHTS / f"{name}.json")).read_text())
 
 
+# The shipped graphs use 8-bit Max (onnxruntime 1.24+), and 1.24's int8 convs give wrong
+# results on CPUs with AMX for some of their shapes (fixed in 1.25; measured, README).
+MIN_ONNXRUNTIME = (1, 25)
+
+
+def check_onnxruntime(version: str = ort.__version__) -> None:
+    """Raise with what to install when ``version`` of onnxruntime is too old for the models."""
+    release = tuple(map(int, re.match(r"(\d+)\.(\d+)", version).groups()))
+    if release < MIN_ONNXRUNTIME:
+        need = ".".join(map(str, MIN_ONNXRUNTIME))
+        raise RuntimeError(f"facecue's models need onnxruntime >= {need}, found {version}: "
+                           f"pip install -U 'onnxruntime>={need}'")
+
+
 def _session(path: str | Path, threads: int) -> ort.InferenceSession:
     path = Path(path)
     if not path.exists():
         raise ModelNotFoundError(f"model file not found: {path}")
+    check_onnxruntime()
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = threads
     opts.inter_op_num_threads = 1

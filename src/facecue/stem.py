@@ -7,7 +7,8 @@ space-to-depth of the quantized input, the same conv is one 3x3 conv with 4 inpu
 half the resolution whose 4 output groups are the 4 pixels of each pooling window; the pool is
 then an elementwise max of those groups. The weights are the original int8 values moved into
 place (same per-channel scales, bias and output quantization), so the rewritten graph computes
-the same integers: it is a faster graph for the same model, not a new model.
+the same integers: it is a faster graph for the same model, not a new model. (The 8-bit Max
+needs onnxruntime 1.24 or later; see ``facecue.runtime.MIN_ONNXRUNTIME``.)
 """
 
 from __future__ import annotations
@@ -19,6 +20,13 @@ from pathlib import Path
 import numpy as np
 import onnx
 from onnx import helper, numpy_helper
+
+STEM_SUFFIX = "_space_to_depth"  # the name of each rewritten conv ends so
+
+
+def rewritten_stems(model: onnx.ModelProto) -> int:
+    """How many first stages of ``model`` are in the space-to-depth form."""
+    return sum(node.name.endswith(STEM_SUFFIX) for node in model.graph.node)
 
 
 def space_to_depth_stems(model: onnx.ModelProto) -> int:
@@ -36,6 +44,10 @@ def space_to_depth_stems(model: onnx.ModelProto) -> int:
         found = readers.get(name, [])
         return found[0] if len(found) == 1 and found[0].op_type == op else None
 
+    dims = model.graph.input[0].type.tensor_type.shape.dim
+    crop = (dims[2].dim_value, dims[3].dim_value)  # the nets' input: N x 1 x H x W pixels
+    if min(crop) < 2 or any(side % 2 for side in crop):
+        return 0
     done = 0
     for conv in [n for n in graph.node if n.op_type == "Conv"]:
         chain = _stem_chain(conv, producer, inits, only_reader)
@@ -44,6 +56,7 @@ def space_to_depth_stems(model: onnx.ModelProto) -> int:
         x_dq, w_dq, b_dq, conv_q, pool_dq, pool, pool_q, pool_out = chain
         tag = conv.name or conv.output[0]
         weight = numpy_helper.to_array(inits[w_dq.input[0]])  # (C, 1, 3, 3) int8
+        h, w = crop
         channels = weight.shape[0]
         new_inits = [
             numpy_helper.from_array(_phase_weights(weight), f"{tag}_s2d_w"),
@@ -52,6 +65,8 @@ def space_to_depth_stems(model: onnx.ModelProto) -> int:
               for part, name in zip(("w_scale", "w_zero", "b", "b_scale", "b_zero"),
                                     (*w_dq.input[1:3], *b_dq.input[:3]), strict=True)),
             numpy_helper.from_array(np.full(4, channels, np.int64), f"{tag}_s2d_split"),
+            numpy_helper.from_array(np.array([-1, 1, h // 2, 2, w // 2, 2]), f"{tag}_s2d_cells"),
+            numpy_helper.from_array(np.array([-1, 4, h // 2, w // 2]), f"{tag}_s2d_phases"),
         ]
         graph.initializer.extend(new_inits)
         t = f"{tag}_s2d"
@@ -64,7 +79,11 @@ def space_to_depth_stems(model: onnx.ModelProto) -> int:
         new_nodes = [
             helper.make_node("QuantizeLinear", [x_q.input[0], x_dq.input[1], x_zero.name],
                              [f"{t}_xq1"]),
-            helper.make_node("SpaceToDepth", [f"{t}_xq1"], [f"{t}_xq"], blocksize=2),
+            # 2x2 space-to-depth as reshape + transpose, which every onnxruntime runs on
+            # 8-bit tensors (SpaceToDepth: not 1.17)
+            helper.make_node("Reshape", [f"{t}_xq1", f"{t}_cells"], [f"{t}_xq6"]),
+            helper.make_node("Transpose", [f"{t}_xq6"], [f"{t}_xqt"], perm=[0, 1, 3, 5, 2, 4]),
+            helper.make_node("Reshape", [f"{t}_xqt", f"{t}_phases"], [f"{t}_xq"]),
             helper.make_node("DequantizeLinear", [f"{t}_xq", x_dq.input[1], x_zero.name],
                              [f"{t}_x"]),
             helper.make_node("DequantizeLinear", [f"{t}_w", f"{t}_w_scale", f"{t}_w_zero"],
@@ -72,7 +91,8 @@ def space_to_depth_stems(model: onnx.ModelProto) -> int:
             helper.make_node("DequantizeLinear", [f"{t}_b", f"{t}_b_scale", f"{t}_b_zero"],
                              [f"{t}_bf"], axis=0),
             helper.make_node("Conv", [f"{t}_x", f"{t}_wf", f"{t}_bf"], [f"{t}_y"],
-                             kernel_shape=[3, 3], pads=[1, 1, 1, 1], strides=[1, 1]),
+                             name=f"{tag}{STEM_SUFFIX}", kernel_shape=[3, 3],
+                             pads=[1, 1, 1, 1], strides=[1, 1]),
             helper.make_node("QuantizeLinear", [f"{t}_y", conv_q.input[1], y_zero.name],
                              [f"{t}_yq"]),
             helper.make_node("Split", [f"{t}_yq", f"{t}_split"],
