@@ -82,8 +82,8 @@ def test_onnxruntime_too_old_for_the_graphs_is_refused_with_what_to_install():
     from facecue.runtime import check_onnxruntime
 
     check_onnxruntime()  # the installed one
-    check_onnxruntime("1.25.0")
+    check_onnxruntime("1.28.0")
     check_onnxruntime("1.32.0.dev20261101")
-    for old in ("1.24.4", "1.17.3", "0.9"):
-        with pytest.raises(RuntimeError, match=r"pip install -U 'onnxruntime>=1.25'"):
+    for old in ("1.27.0", "1.24.4", "0.9"):
+        with pytest.raises(RuntimeError, match=r"pip install -U 'onnxruntime>=1.28'"):
             check_onnxruntime(old)

@@ -36,9 +36,9 @@ def model_card(name: str) -> dict:
     return json.loads(Path(str(WEIGHTS / f"{name}.json")).read_text())
 
 
-# The shipped graphs use 8-bit Max (onnxruntime 1.24+), and 1.24's int8 convs give wrong
-# results on CPUs with AMX for some of their shapes (fixed in 1.25; measured, README).
-MIN_ONNXRUNTIME = (1, 25)
+# The shipped graphs use 8-bit SpaceToDepth (onnxruntime 1.28+) and Max (1.24+); 1.24's int8
+# convs also compute some of their shapes wrong on CPUs with AMX (README).
+MIN_ONNXRUNTIME = (1, 28)
 
 
 def check_onnxruntime(version: str = ort.__version__) -> None:
