@@ -11,7 +11,7 @@ import numpy as np
 import onnxruntime as ort
 import torch
 
-from facecue.stem import rewrite_stems_file
+from facecue.fastgraph import speed_up_file
 
 
 def export_onnx(model: torch.nn.Module, size: int, path: str | Path,
@@ -68,7 +68,7 @@ def calibration_rows(n: int) -> np.ndarray:
 
 
 def quantize_int8(src: Path, dst: Path, calibration: np.ndarray,
-                  unsigned_activations: bool = False, rewrite_stem: bool = True) -> None:
+                  unsigned_activations: bool = False, fast_graph: bool = True) -> None:
     """Static int8 quantization (QDQ, per-channel weights) of an exported model; activation
     ranges come from :func:`calibration_rows` of ``calibration``, (N, size, size) uint8
     training crops. About three times faster on this CPU; the cards give the accuracy.
@@ -79,8 +79,8 @@ def quantize_int8(src: Path, dst: Path, calibration: np.ndarray,
     fine heat maps) otherwise runs in float (such a pair took 1.44 ms a face, not 0.84; README).
     The expression models were built with int8 activations (the default) and stay so.
 
-    ``rewrite_stem`` then gives the first conv and pool their faster, identical form
-    (:mod:`facecue.stem`); False keeps onnxruntime's graph as it is."""
+    ``fast_graph`` then rewrites the graph into its faster, identical form
+    (:mod:`facecue.fastgraph`); False keeps the quantizer's graph as it is."""
     from onnxruntime.quantization import (
         CalibrationDataReader,
         QuantFormat,
@@ -109,8 +109,8 @@ def quantize_int8(src: Path, dst: Path, calibration: np.ndarray,
                         per_channel=True, op_types_to_quantize=QUANTIZED_OPS,
                         activation_type=QuantType.QUInt8 if unsigned_activations
                         else QuantType.QInt8)
-        if rewrite_stem:
-            rewrite_stems_file(dst, dst)
+        if fast_graph:
+            speed_up_file(dst, dst)
     finally:
         pre.unlink(missing_ok=True)
 

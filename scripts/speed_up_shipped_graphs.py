@@ -1,8 +1,8 @@
-"""Give the shipped int8 models the faster first stage of :mod:`facecue.stem`, in place.
+"""Give the shipped int8 models the faster graph of :mod:`facecue.fastgraph`, in place.
 
-    python scripts/rewrite_shipped_stems.py [--shared ../shared]
+    python scripts/speed_up_shipped_graphs.py [--shared ../shared]
 
-Each shipped model still in onnxruntime's own form is rewritten, run beside the file it
+Each shipped model still in the quantizer's form is rewritten, run beside the file it
 replaces on real held-out crops (youtube-faces-68 ``test`` faces; FER2013 PrivateTest), and
 kept only if every output is unchanged (the rewrite computes the same integers). The file is
 replaced atomically and its card records the rewrite: this command, the previous sha256 and
@@ -18,14 +18,14 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
+from facecue.fastgraph import speed_up_file
 from facecue.fer2013 import read_fer2013
 from facecue.fileio import atomic_write_bytes, atomic_write_json, file_sha256
 from facecue.landmarks68 import convert_landmarks68, identity, identity_split, read_landmarks68
 from facecue.runtime import WEIGHTS, model_card, shipped_model_path
-from facecue.stem import rewrite_stems_file
 
 REPO = Path(__file__).resolve().parents[1]
-COMMAND = "python scripts/rewrite_shipped_stems.py"
+COMMAND = "python scripts/speed_up_shipped_graphs.py"
 MAX_CHANGE = 1e-5  # float noise allowed in the outputs (the integers must be the same)
 
 
@@ -52,8 +52,8 @@ def main() -> None:
         path = shipped_model_path(name)
         with tempfile.TemporaryDirectory() as tmp:
             new = Path(tmp) / path.name
-            rewritten = rewrite_stems_file(path, new)
-            if not rewritten:
+            rewritten = speed_up_file(path, new)
+            if not any(rewritten.values()):
                 print(f"{name}: already rewritten")
                 continue
             change = float(np.abs(outputs(new, crops) - outputs(path, crops)).max())
@@ -62,14 +62,15 @@ def main() -> None:
             before = file_sha256(path)
             atomic_write_bytes(path, new.read_bytes())
         card = model_card(name)
-        card["architecture"] += ("; first conv + pool in the 2x2 space-to-depth form of "
-                                 "facecue.stem (the same int8 arithmetic, faster)")
+        card["architecture"] += ("; graph rewritten by facecue.fastgraph (first conv + pool "
+                                 "on a 2x2 space-to-depth, static shapes: the same int8 "
+                                 "arithmetic, faster)")
         card["sha256"] = file_sha256(path)
-        card["stem_rewrite"] = {"command": COMMAND, "convs": rewritten, "sha256_before": before,
-                                "max_abs_output_change": change, "checked_on": described}
+        card["graph_rewrite"] = {"command": COMMAND, **rewritten, "sha256_before": before,
+                                 "max_abs_output_change": change, "checked_on": described}
         atomic_write_json(Path(str(WEIGHTS / f"{name}.json")), card)
-        print(f"{name}: {rewritten} first stage(s) rewritten; largest output change {change:g} "
-              f"on {described}")
+        print(f"{name}: {rewritten['stems']} first stage(s), {rewritten['static_shapes']} "
+              f"shape target(s) rewritten; largest output change {change:g} on {described}")
 
 
 if __name__ == "__main__":

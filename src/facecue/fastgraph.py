@@ -1,14 +1,19 @@
-"""An exact, faster form of the nets' first stage in an int8 (QDQ) ONNX graph (needs ``onnx``).
+"""Exact, faster forms of the shipped int8 (QDQ) ONNX graphs (needs ``onnx``).
 
-Both nets open with a 3x3 conv on the one grayscale channel, then a 2x2 max-pool. As an int8
-GEMM that conv has only 9 products per output, and onnxruntime spends about a third of the
-keypoint model's time on it (two members x 225 us at 96x96 on this machine). Rewritten on a 2x2
-space-to-depth of the quantized input, the same conv is one 3x3 conv with 4 input channels at
-half the resolution whose 4 output groups are the 4 pixels of each pooling window; the pool is
-then an elementwise max of those groups. The weights are the original int8 values moved into
-place (same per-channel scales, bias and output quantization), so the rewritten graph computes
-the same integers: it is a faster graph for the same model, not a new model. (8-bit Max and
-SpaceToDepth need onnxruntime 1.28 or later: ``facecue.runtime.MIN_ONNXRUNTIME``.)
+- **The first stage.** Both nets open with a 3x3 conv on the one grayscale channel, then a 2x2
+  max-pool. As an int8 GEMM that conv has only 9 products per output, and onnxruntime spent
+  about a third of the keypoint model's time on it (two members x 225 us at 96x96 on this
+  machine). On a 2x2 space-to-depth of the quantized input the same conv is one 3x3 conv with
+  4 input channels at half the resolution, whose 4 output groups are the 4 pixels of each
+  pooling window; the pool is then an elementwise max of those groups. The weights are the
+  original int8 values moved into place (same per-channel scales, bias and output
+  quantization), so the graph computes the same integers.
+- **Static shapes.** The exporter builds each reshape's target at run time from the batch's
+  shape (Shape, Gather, Unsqueeze, Concat: 70 small nodes in the keypoint model); every dim but
+  the batch is known, so the targets become constants (-1 for the batch).
+
+A faster graph for the same model, not a new model. (8-bit SpaceToDepth and Max need
+onnxruntime 1.28 or later: ``facecue.runtime.MIN_ONNXRUNTIME``.)
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 import onnx
-from onnx import helper, numpy_helper
+from onnx import helper, numpy_helper, shape_inference
 
 STEM_SUFFIX = "_space_to_depth"  # the name of each rewritten conv ends so
 
@@ -27,6 +32,13 @@ STEM_SUFFIX = "_space_to_depth"  # the name of each rewritten conv ends so
 def rewritten_stems(model: onnx.ModelProto) -> int:
     """How many first stages of ``model`` are in the space-to-depth form."""
     return sum(node.name.endswith(STEM_SUFFIX) for node in model.graph.node)
+
+
+def speed_up(model: onnx.ModelProto) -> dict[str, int]:
+    """Both rewrites, in place; how many first stages and shape targets each changed."""
+    done = {"stems": space_to_depth_stems(model), "static_shapes": static_shapes(model)}
+    _drop_unused(model.graph)
+    return done
 
 
 def space_to_depth_stems(model: onnx.ModelProto) -> int:
@@ -97,12 +109,40 @@ def space_to_depth_stems(model: onnx.ModelProto) -> int:
             graph.node.insert(at + offset, node)
         for node in (conv, conv_q, pool_dq, pool, pool_q, pool_out, w_dq, b_dq):
             graph.node.remove(node)
-        for node in (x_dq, x_q):  # the input's quantization, unless another conv reads it
-            if not any(out in n.input for n in graph.node for out in node.output):
-                graph.node.remove(node)
         done += 1
-    if done:
-        _drop_unused_initializers(graph)
+    return done
+
+
+def static_shapes(model: onnx.ModelProto) -> int:
+    """Give every Reshape whose output has a static shape apart from the batch a constant
+    target, and every Resize with such sizes constant scales; returns how many changed."""
+    inferred = shape_inference.infer_shapes(model, data_prop=True)
+    known = {v.name: [d.dim_value if d.HasField("dim_value") else None
+                      for d in v.type.tensor_type.shape.dim]
+             for v in (*inferred.graph.value_info, *inferred.graph.output)}
+    inits = {t.name for t in model.graph.initializer}
+    done = 0
+    for node in model.graph.node:
+        out = known.get(node.output[0])
+        if not out or out[0] is not None or None in out[1:]:
+            continue  # only a batch dim left to the run
+        if node.op_type == "Reshape" and node.input[1] not in inits:
+            name = f"{node.output[0]}_static_shape"
+            model.graph.initializer.append(
+                numpy_helper.from_array(np.array([-1, *out[1:]], np.int64), name))
+            node.input[1] = name
+            done += 1
+        elif (node.op_type == "Resize" and len(node.input) == 4
+              and node.input[3] not in inits and known.get(node.input[0])):
+            scales = [o / i for i, o in zip(known[node.input[0]][1:], out[1:], strict=True)]
+            if not all(s.is_integer() for s in scales):
+                continue  # integer factors: the same output whether from sizes or scales
+            name = f"{node.output[0]}_static_scales"
+            model.graph.initializer.append(
+                numpy_helper.from_array(np.array([1.0, *scales], np.float32), name))
+            node.input[2] = name
+            del node.input[3]
+            done += 1
     return done
 
 
@@ -165,17 +205,25 @@ def _as_uint8(zero_point: onnx.TensorProto, name: str) -> onnx.TensorProto:
     return numpy_helper.from_array(z.astype(np.uint8), name)
 
 
-def _drop_unused_initializers(graph: onnx.GraphProto) -> None:
-    used = {name for node in graph.node for name in node.input}
-    keep = [t for t in graph.initializer if t.name in used]
+def _drop_unused(graph: onnx.GraphProto) -> None:
+    """Remove the nodes and initializers nothing reads any more."""
+    outputs = {o.name for o in graph.output}
+    while True:
+        read = {name for node in graph.node for name in node.input} | outputs
+        unread = [n for n in graph.node if not any(out in read for out in n.output)]
+        if not unread:
+            break
+        for node in unread:
+            graph.node.remove(node)
+    keep = [t for t in graph.initializer if t.name in read]
     del graph.initializer[:]
     graph.initializer.extend(keep)
 
 
-def rewrite_stems_file(src: str | Path, dst: str | Path) -> int:
-    """:func:`space_to_depth_stems` on an ONNX file, written atomically to ``dst``."""
+def speed_up_file(src: str | Path, dst: str | Path) -> dict[str, int]:
+    """:func:`speed_up` on an ONNX file, written atomically to ``dst``."""
     model = onnx.load(str(src))
-    done = space_to_depth_stems(model)
+    done = speed_up(model)
     onnx.checker.check_model(model)
     dst = Path(dst)
     fd, tmp = tempfile.mkstemp(dir=dst.parent, suffix=".onnx.tmp")

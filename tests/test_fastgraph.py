@@ -1,5 +1,5 @@
-"""The first stage's space-to-depth form (facecue.stem): the same numbers as the conv and pool
-it replaces, in float and in the int8 graphs, and what the shipped files hold."""
+"""The faster graphs of facecue.fastgraph: the same numbers as the graphs they replace (the
+space-to-depth first stage in float and int8, static shapes), and what the shipped files hold."""
 
 import numpy as np
 import onnx
@@ -8,9 +8,9 @@ import torch
 from onnx_support import float_convs
 
 from facecue.export import export_onnx, quantize_int8
+from facecue.fastgraph import _phase_weights, rewritten_stems, speed_up_file
 from facecue.models import KeypointNet, expression_net
 from facecue.runtime import model_card, shipped_model_path
-from facecue.stem import _phase_weights, rewrite_stems_file, rewritten_stems
 from facecue.train_keypoints import MeanKeypoints
 
 
@@ -38,7 +38,7 @@ def _ops(path, op):
 
 
 @pytest.mark.parametrize("net", ["keypoints", "expression"])
-def test_int8_rewrite_keeps_every_output_and_every_conv_in_int8(net, yt_sample, fer_sample,
+def test_fast_int8_graph_keeps_every_output_and_every_conv_in_int8(net, yt_sample, fer_sample,
                                                                  tmp_path):
     from facecue.fer2013 import read_fer2013
 
@@ -55,9 +55,9 @@ def test_int8_rewrite_keeps_every_output_and_every_conv_in_int8(net, yt_sample, 
             m.running_mean.uniform_(-0.5, 0.5)
             m.running_var.uniform_(0.5, 2.0)
     export_onnx(model.eval(), size, tmp_path / "float.onnx", check_inputs=crops[:8])
-    for rewrite in (False, True):
-        quantize_int8(tmp_path / "float.onnx", tmp_path / f"int8_{rewrite}.onnx", crops,
-                      unsigned_activations=unsigned, rewrite_stem=rewrite)
+    for fast in (False, True):
+        quantize_int8(tmp_path / "float.onnx", tmp_path / f"int8_{fast}.onnx", crops,
+                      unsigned_activations=unsigned, fast_graph=fast)
     plain, fast = tmp_path / "int8_False.onnx", tmp_path / "int8_True.onnx"
     members = 2 if net == "keypoints" else 1
     assert rewritten_stems(onnx.load(str(plain))) == 0
@@ -65,17 +65,21 @@ def test_int8_rewrite_keeps_every_output_and_every_conv_in_int8(net, yt_sample, 
     assert _ops(fast, "MaxPool") == _ops(plain, "MaxPool") - members
     np.testing.assert_array_equal(_run(fast, crops), _run(plain, crops))
     assert float_convs(fast, tmp_path) == []
-    assert rewrite_stems_file(fast, tmp_path / "again.onnx") == 0  # nothing left to rewrite
+    assert _ops(fast, "Shape") == 0  # reshape targets are constants
+    if net == "keypoints":  # its heat-map reshapes had targets computed at run time
+        assert _ops(plain, "Shape") > 0
+    again = speed_up_file(fast, tmp_path / "again.onnx")
+    assert again == {"stems": 0, "static_shapes": 0}  # nothing left to rewrite
 
 
 @pytest.mark.parametrize("name", ["keypoints15", "expression_fer7", "expression_fer5"])
 def test_shipped_files_hold_the_rewrite_their_cards_record(name, tmp_path):
     path, card = shipped_model_path(name), model_card(name)
-    record = card["stem_rewrite"]
-    assert record["convs"] == rewritten_stems(onnx.load(str(path))) == len(card["members"])
+    record = card["graph_rewrite"]
+    assert record["stems"] == rewritten_stems(onnx.load(str(path))) == len(card["members"])
     assert record["max_abs_output_change"] == 0
     assert record["sha256_before"] != card["sha256"]
-    assert rewrite_stems_file(path, tmp_path / "again.onnx") == 0
+    assert speed_up_file(path, tmp_path / "again.onnx") == {"stems": 0, "static_shapes": 0}
 
 
 def test_onnxruntime_too_old_for_the_graphs_is_refused_with_what_to_install():
