@@ -1,15 +1,15 @@
 """Exact, faster forms of the shipped int8 (QDQ) ONNX graphs (needs ``onnx``).
 
 - **The first stage.** Both nets open with a 3x3 conv on the one grayscale channel, then a 2x2
-  max-pool. As an int8 GEMM that conv has only 9 products per output, and onnxruntime spent
-  about a third of the keypoint model's time on it (two members x 225 us at 96x96 on this
-  machine). On a 2x2 space-to-depth of the quantized input the same conv is one 3x3 conv with
-  4 input channels at half the resolution, whose 4 output groups are the 4 pixels of each
-  pooling window; the pool is then an elementwise max of those groups. The weights are the
-  original int8 values moved into place (same per-channel scales, bias and output
-  quantization), so the graph computes the same integers.
+  max-pool. As an int8 GEMM that conv has only 9 products per output, and it took 28 % of the
+  keypoint graph's kernel time (``benchmarks/bench_fastgraph.py``). On a 2x2 space-to-depth
+  of the quantized input the same conv is one 3x3 conv with 4 input channels at half the
+  resolution, whose 4 output groups are the 4 pixels of each pooling window; the pool is then
+  an elementwise max of those groups. The weights are the original int8 values moved into
+  place (same per-channel scales, bias and output quantization), so the graph computes the
+  same integers.
 - **Static shapes.** The exporter builds each reshape's target at run time from the batch's
-  shape (Shape, Gather, Unsqueeze, Concat: 70 small nodes in the keypoint model); every dim but
+  shape (Shape, Gather, Unsqueeze, Concat: 234 -> 164 nodes in the keypoint model); every dim but
   the batch is known, so the targets become constants (-1 for the batch).
 
 A faster graph for the same model, not a new model. (8-bit SpaceToDepth and Max need
@@ -18,13 +18,13 @@ onnxruntime 1.28 or later: ``facecue.runtime.MIN_ONNXRUNTIME``.)
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import onnx
 from onnx import helper, numpy_helper, shape_inference
+
+from facecue.fileio import atomic_write_bytes
 
 STEM_SUFFIX = "_space_to_depth"  # the name of each rewritten conv ends so
 
@@ -225,14 +225,5 @@ def speed_up_file(src: str | Path, dst: str | Path) -> dict[str, int]:
     model = onnx.load(str(src))
     done = speed_up(model)
     onnx.checker.check_model(model)
-    dst = Path(dst)
-    fd, tmp = tempfile.mkstemp(dir=dst.parent, suffix=".onnx.tmp")
-    os.close(fd)
-    try:
-        onnx.save(model, tmp)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, dst)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    atomic_write_bytes(dst, model.SerializeToString())
     return done

@@ -36,8 +36,8 @@ def model_card(name: str) -> dict:
     return json.loads(Path(str(WEIGHTS / f"{name}.json")).read_text())
 
 
-# The shipped graphs use 8-bit SpaceToDepth (onnxruntime 1.28+) and Max (1.24+); 1.24's int8
-# convs also compute some of their shapes wrong on CPUs with AMX (README).
+# The shipped graphs use 8-bit SpaceToDepth (onnxruntime 1.28+) and Max (1.24+); 1.23 and 1.24
+# also computed the earlier expression graphs differently on a CPU with AMX (README).
 MIN_ONNXRUNTIME = (1, 28)
 
 
