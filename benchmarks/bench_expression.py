@@ -2,7 +2,8 @@
 
     python benchmarks/bench_expression.py [--data ../shared/data/fer2013/fer2013.csv.gz]
 
-Prints accuracy (full PrivateTest and with images that also occur in Training removed) and
+Prints accuracy (full PrivateTest, with its 95 % interval, and with images that also occur in
+Training removed) and
 per-face latency on one CPU thread for facecue's shipped fer7 and fer5 models and for fer's
 TFLite model (its own preprocessing: 48x48 row -> 64x64, pixels to [-1, 1]). For fer5, fer's
 seven-class output is restricted to the five fer5 classes. Caveat printed with the figures:
@@ -26,6 +27,7 @@ from fer_peer import FerClassifier  # noqa: E402
 from facecue.fer2013 import cross_split_duplicates, read_fer2013  # noqa: E402
 from facecue.fileio import atomic_write_json  # noqa: E402
 from facecue.labels import class_columns  # noqa: E402
+from facecue.metrics import accuracy_interval  # noqa: E402
 from facecue.runtime import ExpressionModel, model_card  # noqa: E402
 
 TARGETS = {"fer7": 0.72, "fer5": 0.85}
@@ -66,6 +68,8 @@ def main() -> None:
         row = {
             "n": int(len(targets)), "n_dedup": int(clean.sum()),
             "facecue_accuracy": float((pred == targets).mean()),
+            "facecue_accuracy_interval95": accuracy_interval(int((pred == targets).sum()),
+                                                             len(targets)),
             "facecue_accuracy_dedup": float((pred[clean] == targets[clean]).mean()),
             "fer_accuracy": float((peer_pred == targets).mean()),
             "fer_accuracy_dedup": float((peer_pred[clean] == targets[clean]).mean()),
@@ -84,13 +88,15 @@ def main() -> None:
           "no dups | facecue ms/face | fer ms/face | target | met |")
     print("|---|---|---|---|---|---|---|---|---|---|")
     for labels, r in results["models"].items():
-        print(f"| {labels} | {r['n']} | {r['facecue_accuracy']:.4f} | "
+        lo, hi = r["facecue_accuracy_interval95"]
+        print(f"| {labels} | {r['n']} | {r['facecue_accuracy']:.4f} ({lo:.4f}-{hi:.4f}) | "
               f"{r['facecue_accuracy_dedup']:.4f} (n={r['n_dedup']}) | {r['fer_accuracy']:.4f} | "
               f"{r['fer_accuracy_dedup']:.4f} | {r['facecue_ms_per_face']:.3f} | "
               f"{r['fer_ms_per_face']:.3f} | >= {r['target_accuracy']:.0%}, <= 1 ms | "
               f"accuracy {'yes' if r['accuracy_target_met'] else 'NO'}, latency "
               f"{'yes' if r['latency_target_met'] else 'NO'} |")
-    print("Both latencies: one CPU thread, one face per call, median of 300 warm calls.")
+    print("Both latencies: one CPU thread, one face per call, median of 300 warm calls. "
+          "facecue acc: in brackets its 95 % interval (Wilson) for a test of n rows.")
     for labels, r in results["models"].items():
         print(f"facecue {labels}: {r['architecture']}; training {r['training_wall_time_minutes']}"
               " min (sum over members, 1 thread each)")

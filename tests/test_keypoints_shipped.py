@@ -28,6 +28,9 @@ def test_held_out_accuracy_has_not_drifted_from_the_card(yt_items):
     assert report["n"] == want["n"] == 314
     assert abs(report["rmse_px96"] - want["rmse_px96"]) < 0.01
     assert abs(report["nme"] - want["nme"]) < 5e-4
+    spread = report["interval_over_people"]
+    assert spread["people"] == 27
+    assert spread["nme"][0] < want["nme"] < spread["nme"][1]
 
 
 def test_shipped_model_predicts_faces_in_the_crop(yt_sample):

@@ -165,8 +165,14 @@ def _cmd_eval_keypoints(args) -> int:
     if args.json:
         print(json.dumps(report, indent=2))
     else:
-        print(f"{report['split']}: rmse_px96 {report['rmse_px96']:.3f} nme {report['nme']:.4f}"
-              f" on n={report['n']}")
+        line = (f"{report['split']}: rmse_px96 {report['rmse_px96']:.3f} nme "
+                f"{report['nme']:.4f} on n={report['n']}")
+        spread = report.get("interval_over_people")
+        if spread:
+            line += (f" ({spread['people']} people; 95 % intervals when they are resampled: "
+                     f"rmse_px96 {spread['rmse_px96'][0]:.3f}-{spread['rmse_px96'][1]:.3f}, "
+                     f"nme {spread['nme'][0]:.4f}-{spread['nme'][1]:.4f})")
+        print(line)
     return 0
 
 

@@ -11,7 +11,7 @@ from facecue.fer2013 import cross_split_duplicates, read_fer2013
 from facecue.fileio import file_sha256
 from facecue.kaggle_keypoints import KeypointRows
 from facecue.labels import class_names
-from facecue.metrics import classification_report, keypoint_report
+from facecue.metrics import classification_report, identity_intervals, keypoint_report
 from facecue.runtime import ExpressionModel, KeypointModel, shipped_model_path
 
 
@@ -57,7 +57,8 @@ def evaluate_expression(data: str | Path, labels: str = "fer7", split: str = "Pr
 def evaluate_keypoints(data: str | Path | KeypointRows, split: str | None = None,
                        model: str | Path | None = None, limit: int = 0,
                        plots: str | Path | None = None, threads: int = 1) -> dict:
-    """Kaggle RMSE, NME and per-keypoint errors of a keypoint model on ``split`` rows.
+    """Kaggle RMSE, NME and per-keypoint errors of a keypoint model on ``split`` rows, with
+    their 95 % intervals over the people when the rows name them (a 68-point folder does).
 
     ``data`` is a Kaggle-format CSV, a 68-point folder (converted with the pipeline's detector
     and crop) or rows already read. ``split`` defaults to ``test`` (held-out identities) when
@@ -81,6 +82,9 @@ def evaluate_keypoints(data: str | Path | KeypointRows, split: str | None = None
               **keypoint_report(pred, rows.keypoints)}
     if "Fallback" in rows.extra:
         report["fallback_box_rows"] = int((rows.extra["Fallback"] == "1").sum())
+    if "Identity" in rows.extra and len(set(rows.extra["Identity"].tolist())) > 1:
+        report["interval_over_people"] = identity_intervals(pred, rows.keypoints,
+                                                            rows.extra["Identity"])
     if plots:
         from facecue.plots import plot_keypoint_grid
 
