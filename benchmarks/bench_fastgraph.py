@@ -28,7 +28,7 @@ import onnxruntime as ort
 
 from facecue.fer2013 import read_fer2013
 from facecue.landmarks68 import convert_landmarks68, identity, identity_split, read_landmarks68
-from facecue.runtime import shipped_model_path
+from facecue.runtime import onnx_session, shipped_model_path
 
 REPO = Path(__file__).resolve().parents[1]
 NAMES = ("keypoints15", "expression_fer7", "expression_fer5")
@@ -37,7 +37,9 @@ import sys, numpy as np, onnxruntime as ort
 x = np.load(sys.argv[1])
 for i, path in enumerate(sys.argv[2:]):
     try:
-        s = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
+        o = ort.SessionOptions()
+        o.add_session_config_entry("session.x64quantprecision", "1")  # runtime.EXACT_INT8
+        s = ort.InferenceSession(path, o, providers=["CPUExecutionProvider"])
         np.save(f"{sys.argv[1]}.{i}.npy", s.run(None, {"pixels": x})[0])
     except Exception as e:
         print(f"{i} {str(e).splitlines()[0][-90:]}")
@@ -47,9 +49,8 @@ print(ort.__version__)
 
 def session(path: Path, profile: bool = False) -> ort.InferenceSession:
     opts = ort.SessionOptions()
-    opts.intra_op_num_threads = opts.inter_op_num_threads = 1
     opts.enable_profiling = profile
-    return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+    return onnx_session(path, threads=1, options=opts)
 
 
 def median_ms(sess: ort.InferenceSession, faces: np.ndarray, calls: int = 1000) -> float:

@@ -12,6 +12,11 @@
   (the published grammar: each stretch of speech read as one of its sentences).
 
     python benchmarks/bench_speech.py [--shared ../shared] [--threads 2] [--only asr,live,grid]
+        [--compute-types int8,float32]
+
+Whisper runs with facecue's compute type for this CPU (``transcribe.default_compute_type``:
+int8 where 8-bit products are exact, else float32); ``--compute-types`` lists others, each of
+which gets the WER and RTF part, the first of them the rest.
 """
 
 from __future__ import annotations
@@ -24,8 +29,9 @@ import time
 from pathlib import Path
 
 from facecue.audio import SAMPLE_RATE, load_audio
+from facecue.cpu import exact_int8
 from facecue.grammar import Grammar
-from facecue.transcribe import Transcriber
+from facecue.transcribe import Transcriber, default_compute_type
 from facecue.wer import word_errors
 
 REPO = Path(__file__).resolve().parents[1]
@@ -133,11 +139,18 @@ def main() -> None:
     ap.add_argument("--shared", type=Path, default=REPO.parent / "shared")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--only", default="asr,live,grid")
+    ap.add_argument("--compute-types", default=default_compute_type(),
+                    help="CTranslate2 compute types, comma-separated (default: %(default)s, "
+                         "facecue's choice on this CPU)")
     args = ap.parse_args()
     parts = set(args.only.split(","))
-    tr = Transcriber(cpu_threads=args.threads)
-    if "asr" in parts:
-        bench_asr(args.shared, tr)
+    print(f"CPU with exact 8-bit products (VNNI or not x86): {exact_int8()}; facecue's Whisper "
+          f"compute type here: {default_compute_type()}")
+    for compute_type in reversed(args.compute_types.split(",")):  # the first one last: kept
+        tr = Transcriber(cpu_threads=args.threads, compute_type=compute_type)
+        if "asr" in parts:
+            print(f"== Whisper compute type {compute_type}")
+            bench_asr(args.shared, tr)
     if "grid" in parts:
         bench_grid(args.shared, tr)
     if "live" in parts:

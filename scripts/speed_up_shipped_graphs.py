@@ -16,13 +16,12 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
-import onnxruntime as ort
 
 from facecue.fastgraph import speed_up_file
 from facecue.fer2013 import read_fer2013
 from facecue.fileio import atomic_write_bytes, atomic_write_json, file_sha256
 from facecue.landmarks68 import convert_landmarks68, identity, identity_split, read_landmarks68
-from facecue.runtime import WEIGHTS, model_card, shipped_model_path
+from facecue.runtime import WEIGHTS, model_card, onnx_session, shipped_model_path
 
 REPO = Path(__file__).resolve().parents[1]
 COMMAND = "python scripts/speed_up_shipped_graphs.py"
@@ -30,7 +29,7 @@ MAX_CHANGE = 1e-5  # float noise allowed in the outputs (the integers must be th
 
 
 def outputs(path: Path, crops: np.ndarray) -> np.ndarray:
-    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    session = onnx_session(path)
     x = crops.astype(np.float32)[:, None]
     return np.concatenate([session.run(None, {"pixels": x[i:i + 256]})[0]
                            for i in range(0, len(x), 256)])

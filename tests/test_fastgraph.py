@@ -10,7 +10,7 @@ from onnx_support import float_convs
 from facecue.export import export_onnx, quantize_int8
 from facecue.fastgraph import _phase_weights, rewritten_stems, speed_up_file
 from facecue.models import KeypointNet, expression_net
-from facecue.runtime import model_card, shipped_model_path
+from facecue.runtime import model_card, onnx_session, shipped_model_path
 from facecue.train_keypoints import MeanKeypoints
 
 
@@ -27,9 +27,7 @@ def test_phase_weights_give_the_conv_and_pool_on_real_faces(yt_sample):
 
 
 def _run(path, crops):
-    import onnxruntime as ort
-
-    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    session = onnx_session(path)
     return session.run(None, {"pixels": crops.astype(np.float32)[:, None]})[0]
 
 

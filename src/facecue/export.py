@@ -8,10 +8,10 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
-import onnxruntime as ort
 import torch
 
 from facecue.fastgraph import speed_up_file
+from facecue.runtime import onnx_session
 
 
 def export_onnx(model: torch.nn.Module, size: int, path: str | Path,
@@ -39,7 +39,7 @@ def export_onnx(model: torch.nn.Module, size: int, path: str | Path,
             rng = np.random.default_rng(0)
             check_inputs = rng.integers(0, 256, (8, size, size)).astype(np.uint8)
         x = np.asarray(check_inputs, dtype=np.float32)[:, None]
-        sess = ort.InferenceSession(tmp, providers=["CPUExecutionProvider"])
+        sess = onnx_session(tmp)
         got = sess.run(None, {"pixels": x})[0]
         with torch.no_grad():
             want = model(torch.from_numpy(x)).numpy()

@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from facecue.audio import SAMPLE_RATE, iter_audio
+from facecue.cpu import exact_int8
 from facecue.grammar import Grammar
 
 MODEL_SHA256 = "d01c3014881c9c6f3133c182f3d2887eb6ca1c789a7538c5c007196857a0a6a9"
@@ -251,24 +252,36 @@ class SpeechSegmenter:
         self._buf, self._offset = self._buf[drop:], self._offset + drop
 
 
+def default_compute_type() -> str:
+    """int8 where this CPU's 8-bit products are exact (:mod:`facecue.cpu`), else float32.
+
+    On an AVX2-only CPU CTranslate2's int8 (oneDNN, uint8 x int8) saturates: Whisper then gave
+    other words for the same speech in a short and the full encoder window, and read noise as
+    speech. float32 took 1.4x the int8 time there (jfk.flac's first 4.3 s: 1.01 s against
+    0.73 s), and is exact."""
+    return "int8" if exact_int8() else "float32"
+
+
 class Transcriber:
     """Whisper base on the CPU, loaded once; recognises utterances with word times."""
 
     def __init__(self, cpu_threads: int = 2, language: str | None = "en", beam_size: int = 5,
-                 compute_type: str = "int8", short_window: bool = True,
+                 compute_type: str | None = None, short_window: bool = True,
                  vocabulary: str | None = None, grammar: Grammar | None = None) -> None:
         """``vocabulary``: words the speech is likely to hold (names, jargon, a command
         grammar), given to Whisper as hot words so that it spells them as listed.
         ``grammar``: read each stretch of speech as one sentence of this command grammar
-        (:mod:`facecue.grammar`) instead of as free text."""
+        (:mod:`facecue.grammar`) instead of as free text. ``compute_type``: CTranslate2's;
+        by default :func:`default_compute_type`."""
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         try:
             from faster_whisper import WhisperModel
         except ImportError as e:
             raise WeightsMissingError(
                 "speech recognition needs faster-whisper: pip install 'facecue[speech]'") from e
+        self.compute_type = compute_type or default_compute_type()
         self.model = WhisperModel(str(whisper_model_dir()), device="cpu", cpu_threads=cpu_threads,
-                                  compute_type=compute_type, local_files_only=True)
+                                  compute_type=self.compute_type, local_files_only=True)
         self.language = language
         self.beam_size = beam_size
         self.short_window = short_window
