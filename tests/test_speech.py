@@ -374,3 +374,21 @@ def test_say_writes_a_different_wav_per_emotion(tmp_path):
     assert stats["sad"][0] > stats["neutral"][0] > stats["anger"][0]  # slower / faster
     assert stats["anger"][1] > stats["neutral"][1] > stats["sad"][1]  # louder / quieter
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(f"{e}.wav" for e in PROSODY)
+
+
+def test_whisper_arithmetic_follows_the_cpu_unless_asked(media, tmp_path, capsys):
+    """Default int8 only where 8-bit products are exact (facecue.cpu); ``--compute-type``
+    overrides it, and CTranslate2 really loads the model so."""
+    from facecue.cli import main
+    from facecue.cpu import exact_int8
+
+    chosen = Transcriber(cpu_threads=1).model.model.compute_type
+    assert chosen.startswith("int8") if exact_int8() else chosen == "float32"
+    clip = media / "videos/grid_pwij3p.mpg"
+    for asked in ("int8", "float32"):
+        out = tmp_path / f"{asked}.json"
+        assert main(["caption", str(clip), "--format", "json", "--compute-type", asked,
+                     "--out", str(out)]) == 0
+        printed = capsys.readouterr().out
+        assert f"speech recognition: Whisper base, {asked}" in printed
+        assert "white" in out.read_text().lower()  # "place white in j three please"

@@ -454,6 +454,9 @@ def _add_language_options(p) -> None:
     what.add_argument("--grammar", help="command grammar file (one slot per line, "
                       "alternatives separated by |): each stretch of speech is read as one of "
                       "its sentences; see examples/grid.grammar")
+    p.add_argument("--compute-type", choices=["int8", "float32"], default=None,
+                   help="speech recognition arithmetic (default: int8 where this CPU's 8-bit "
+                   "products are exact, float32 on x86 CPUs without VNNI)")
 
 
 def _transcriber(args, **kwargs):
@@ -461,7 +464,8 @@ def _transcriber(args, **kwargs):
     from facecue.transcribe import Transcriber
 
     grammar = Grammar.read(args.grammar) if args.grammar else None
-    return Transcriber(vocabulary=args.vocabulary, grammar=grammar, **kwargs)
+    return Transcriber(vocabulary=args.vocabulary, grammar=grammar,
+                       compute_type=args.compute_type, **kwargs)
 
 
 def _add_speech_parsers(sub) -> None:
@@ -502,8 +506,10 @@ def _cmd_caption(args) -> int:
     media = Path(args.media)
     pipeline = _pipeline(args) if media.exists() and has_audio(media) and has_video(media) \
         else None  # emotional_utterances explains what is missing
+    transcriber = _transcriber(args, cpu_threads=args.threads)
+    print(f"speech recognition: Whisper base, {transcriber.model.model.compute_type} arithmetic")
     items = list(emotional_utterances(args.media, labels=args.labels, pipeline=pipeline,
-                                      transcriber=_transcriber(args, cpu_threads=args.threads)))
+                                      transcriber=transcriber))
     out = Path(args.out or Path(args.media).with_suffix(f".{args.format}").name)
     files = write_captions(out, items, args.format, manner=not args.no_manner,
                            emoji=args.emoji)

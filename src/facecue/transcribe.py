@@ -257,8 +257,8 @@ def default_compute_type() -> str:
 
     On an AVX2-only CPU CTranslate2's int8 (oneDNN, uint8 x int8) saturates: Whisper then gave
     other words for the same speech in a short and the full encoder window, and read noise as
-    speech. float32 took 1.4x the int8 time there (jfk.flac's first 4.3 s: 1.01 s against
-    0.73 s), and is exact."""
+    speech. float32 has no such sums; it took 1.5x the int8 time there (real-time factor 0.280
+    against 0.184, ``benchmarks/bench_speech.py --compute-types float32,int8``)."""
     return "int8" if exact_int8() else "float32"
 
 
