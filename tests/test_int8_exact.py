@@ -52,3 +52,18 @@ def test_every_session_asks_for_exact_int8_products():
     for key, value in EXACT_INT8.items():
         assert options.get_session_config_entry(key) == value
     assert "session.x64quantprecision" in EXACT_INT8
+
+
+@pytest.mark.parametrize("name", ["keypoints15", "expression_fer7", "expression_fer5"])
+def test_card_tells_how_to_run_the_file_without_facecue(name, crops):
+    from facecue.runtime import model_card, runtime_requirements
+
+    need = model_card(name)["onnxruntime"]
+    assert need == runtime_requirements()
+    options = ort.SessionOptions()  # plain onnxruntime, configured only from the card
+    for key, value in need["session_config"].items():
+        options.add_session_config_entry(key, value)
+    plain = ort.InferenceSession(str(shipped_model_path(name)), options,
+                                 providers=["CPUExecutionProvider"])
+    x = crops[name][:64]
+    assert float(np.abs(_outputs(plain, x) - _reference(name, x)).max()) < ROUNDING

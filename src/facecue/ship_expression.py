@@ -25,6 +25,7 @@ from facecue.fileio import atomic_write_bytes, atomic_write_json, file_sha256
 from facecue.labels import LABEL_SETS, class_columns, class_names
 from facecue.models import expression_net
 from facecue.provenance import current_command
+from facecue.runtime import runtime_requirements
 
 
 class ExpressionEnsemble(torch.nn.Module):
@@ -129,6 +130,7 @@ def _card(labels, runs, loaded, model, mirror, quantization, parity, val, test, 
         "test_time_mirror": mirror,
         "quantization": quantization,
         "onnx_parity_max_abs_before_quantization": parity,
+        "onnxruntime": runtime_requirements(),
         "data": {"file": Path(data).name, "train": "Training",
                  "selection": "PublicTest (epochs within each run; members and options)",
                  "report": "PrivateTest"},

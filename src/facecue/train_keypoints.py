@@ -26,6 +26,7 @@ from facecue.labels import KEYPOINT_NAMES
 from facecue.metrics import keypoint_report
 from facecue.models import KeypointNet
 from facecue.provenance import current_command
+from facecue.runtime import runtime_requirements
 from facecue.training import TrainConfig, fit
 
 SIZE = KEYPOINTS_CROP.size
@@ -503,6 +504,7 @@ def ship_model(run_dirs: list[str | Path], weights_dir: str | Path,
                             f"on {len(calibration_rows(len(train)))} train crops (numpy seed 0)"
                             if quantize else "")),
         "onnx_parity_max_abs_before_quantization": parity,
+        "onnxruntime": runtime_requirements(),
         "data": {"file": data, "file_sha256": file_sha256(data),
                  "prepared_with": f"facecue data from-68 ../shared/data/youtube-faces-68 "
                                   f"--out {source}",
