@@ -28,7 +28,7 @@ import onnxruntime as ort
 
 from facecue.fer2013 import read_fer2013
 from facecue.landmarks68 import convert_landmarks68, identity, identity_split, read_landmarks68
-from facecue.runtime import onnx_session, shipped_model_path
+from facecue.runtime import EXACT_INT8, onnx_session, shipped_model_path
 
 REPO = Path(__file__).resolve().parents[1]
 NAMES = ("keypoints15", "expression_fer7", "expression_fer5")
@@ -38,13 +38,14 @@ x = np.load(sys.argv[1])
 for i, path in enumerate(sys.argv[2:]):
     try:
         o = ort.SessionOptions()
-        o.add_session_config_entry("session.x64quantprecision", "1")  # runtime.EXACT_INT8
+        for key, value in EXACT_INT8.items():
+            o.add_session_config_entry(key, value)
         s = ort.InferenceSession(path, o, providers=["CPUExecutionProvider"])
         np.save(f"{sys.argv[1]}.{i}.npy", s.run(None, {"pixels": x})[0])
     except Exception as e:
         print(f"{i} {str(e).splitlines()[0][-90:]}")
 print(ort.__version__)
-"""
+""".replace("EXACT_INT8", repr(EXACT_INT8))  # the child runs without facecue
 
 
 def session(path: Path, profile: bool = False) -> ort.InferenceSession:

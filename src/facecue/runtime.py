@@ -50,11 +50,8 @@ def check_onnxruntime(version: str = ort.__version__) -> None:
                            f"pip install -U 'onnxruntime>={need}'")
 
 
-# Exact 8-bit products on x86 CPUs without VNNI. There onnxruntime's uint8 x int8 kernels pair
-# products with VPMADDUBSW, whose 16-bit sums saturate, and the shipped models came out wrong:
-# measured on an AVX2-only AMD EPYC, held-out keypoint RMSE 1.59 instead of 1.06, fer7 60.9 %
-# instead of 72.2 %. With this option onnxruntime runs such convs as uint8 x uint8 (no
-# saturation) on those CPUs only; with VNNI (or on ARM) it changes nothing.
+# Exact 8-bit products (see facecue.cpu): on x86 CPUs without VNNI onnxruntime then runs its
+# saturating uint8 x int8 convs as uint8 x uint8; with VNNI, or on ARM, it changes nothing.
 EXACT_INT8 = {"session.x64quantprecision": "1"}
 
 
