@@ -5,7 +5,8 @@ into a 16-bit sum that saturates; the int8 kernels of onnxruntime and CTranslate
 use it there, and the models then compute something else. Measured on an AVX2-only AMD EPYC:
 facecue's expression model at 60.9 % instead of 72.2 % (onnxruntime, fixed there by its own
 option, ``runtime.EXACT_INT8``) and Whisper's words changing with the encoder's window
-(CTranslate2, which has no such option: ``transcribe.default_compute_type``). VNNI sums into
+(CTranslate2, which has no such option: ``transcribe.default_compute_type``; figures from
+``benchmarks/bench_int8_exact.py`` and ``bench_speech.py``). VNNI sums into
 32 bits, and ARM's 8-bit dot products are exact.
 """
 
