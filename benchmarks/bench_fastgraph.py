@@ -27,7 +27,7 @@ import onnx
 import onnxruntime as ort
 
 from facecue.fer2013 import read_fer2013
-from facecue.landmarks68 import convert_landmarks68, identity, identity_split, read_landmarks68
+from facecue.landmarks68 import convert_landmarks68, in_split, read_landmarks68
 from facecue.runtime import EXACT_INT8, onnx_session, shipped_model_path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -85,8 +85,7 @@ def main() -> None:
     ap.add_argument("--onnxruntime", nargs="*", default=[], help="releases to check too")
     args = ap.parse_args()
     data = Path(args.shared) / "data"
-    items = [i for i in read_landmarks68(data / "youtube-faces-68")
-             if identity_split(identity(i.source)) == "test"]
+    items = in_split(read_landmarks68(data / "youtube-faces-68"), "test")
     private = read_fer2013(data / "fer2013" / "fer2013.csv.gz")[0].split("PrivateTest").images
     crops = {"keypoints15": convert_landmarks68(items).images.astype(np.float32),
              "expression_fer7": private.astype(np.float32),

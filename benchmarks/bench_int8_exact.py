@@ -22,7 +22,7 @@ import facecue.runtime as runtime
 from facecue.cpu import exact_int8
 from facecue.evaluate import evaluate_expression, evaluate_keypoints
 from facecue.fer2013 import read_fer2013
-from facecue.landmarks68 import convert_landmarks68, identity, identity_split, read_landmarks68
+from facecue.landmarks68 import convert_landmarks68, in_split, read_landmarks68
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -42,8 +42,7 @@ def main() -> None:
     ap.add_argument("--shared", default=str(REPO.parent / "shared"))
     args = ap.parse_args()
     data = Path(args.shared) / "data"
-    items = [i for i in read_landmarks68(data / "youtube-faces-68")
-             if identity_split(identity(i.source)) == "test"]
+    items = in_split(read_landmarks68(data / "youtube-faces-68"), "test")
     rows = convert_landmarks68(items)
     fer_csv = data / "fer2013" / "fer2013.csv.gz"
     fer_crops = read_fer2013(fer_csv)[0].split("PrivateTest").images

@@ -29,8 +29,7 @@ from facecue.evaluate import evaluate_keypoints
 from facecue.fileio import atomic_write_json
 from facecue.landmarks68 import (
     convert_landmarks68,
-    identity,
-    identity_split,
+    in_split,
     iou,
     keypoints15,
     read_landmarks68,
@@ -141,8 +140,7 @@ def main() -> None:
     ap.add_argument("--out", default=str(REPO / "benchmarks/results/keypoints.json"))
     args = ap.parse_args()
 
-    items = [i for i in read_landmarks68(args.data)
-             if identity_split(identity(i.source)) == "test"]
+    items = in_split(read_landmarks68(args.data), "test")
     rows = convert_landmarks68(items)
     model_path = Path(args.model) if args.model else shipped_model_path("keypoints15")
     report = evaluate_keypoints(rows, split="test", model=model_path)

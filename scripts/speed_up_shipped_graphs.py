@@ -20,7 +20,7 @@ import numpy as np
 from facecue.fastgraph import speed_up_file
 from facecue.fer2013 import read_fer2013
 from facecue.fileio import atomic_write_bytes, atomic_write_json, file_sha256
-from facecue.landmarks68 import convert_landmarks68, identity, identity_split, read_landmarks68
+from facecue.landmarks68 import convert_landmarks68, in_split, read_landmarks68
 from facecue.runtime import WEIGHTS, model_card, onnx_session, shipped_model_path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -40,8 +40,7 @@ def main() -> None:
     ap.add_argument("--shared", default=str(REPO.parent / "shared"))
     args = ap.parse_args()
     shared = Path(args.shared) / "data"
-    items = [i for i in read_landmarks68(shared / "youtube-faces-68")
-             if identity_split(identity(i.source)) == "test"]
+    items = in_split(read_landmarks68(shared / "youtube-faces-68"), "test")
     fer, _ = read_fer2013(shared / "fer2013" / "fer2013.csv.gz")
     checks = {"keypoints15": (convert_landmarks68(items).images,
                               f"the {len(items)} youtube-faces-68 test faces"),

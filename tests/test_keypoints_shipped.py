@@ -7,7 +7,7 @@ from onnx_support import float_convs
 
 from facecue.evaluate import evaluate_keypoints
 from facecue.fileio import file_sha256
-from facecue.landmarks68 import convert_landmarks68, identity, identity_split
+from facecue.landmarks68 import convert_landmarks68, in_split
 from facecue.runtime import KeypointModel, model_card, shipped_model_path
 
 
@@ -22,7 +22,7 @@ def test_card_describes_the_shipped_file(tmp_path):
 
 
 def test_held_out_accuracy_has_not_drifted_from_the_card(yt_items):
-    items = [i for i in yt_items if identity_split(identity(i.source)) == "test"]
+    items = in_split(yt_items, "test")
     report = evaluate_keypoints(convert_landmarks68(items), split="test")
     want = model_card("keypoints15")["metrics"]["test"]
     assert report["n"] == want["n"] == 314

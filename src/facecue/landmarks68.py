@@ -100,6 +100,11 @@ def identity_split(name: str, val: float = 0.1, test: float = 0.1) -> str:
     return "test" if u < test else "val" if u < test + val else "train"
 
 
+def in_split(items: Sequence[Landmarks68], split: str) -> list[Landmarks68]:
+    """The items whose person falls in ``split`` (``test``: the held-out identities)."""
+    return [i for i in items if identity_split(identity(i.source)) == split]
+
+
 @dataclass(frozen=True)
 class BoxCalibration:
     """Where the detector puts its (square) box relative to 68 landmarks: side = ``scale`` x
