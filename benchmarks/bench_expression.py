@@ -24,11 +24,11 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from fer_peer import FerClassifier  # noqa: E402
 
-from facecue.fer2013 import cross_split_duplicates, read_fer2013  # noqa: E402
+from facecue.evaluation.metrics import accuracy_interval  # noqa: E402
 from facecue.fileio import atomic_write_json  # noqa: E402
+from facecue.formats.fer2013 import cross_split_duplicates, read_fer2013  # noqa: E402
 from facecue.labels import class_columns  # noqa: E402
-from facecue.metrics import accuracy_interval  # noqa: E402
-from facecue.runtime import ExpressionModel, model_card  # noqa: E402
+from facecue.vision.runtime import ExpressionModel, model_card  # noqa: E402
 
 TARGETS = {"fer7": 0.72, "fer5": 0.85}
 REPO = Path(__file__).resolve().parents[1]

@@ -1,4 +1,4 @@
-"""The shipped graphs before and after facecue.fastgraph, side by side on this machine.
+"""The shipped graphs before and after facecue.train.fastgraph, side by side on this machine.
 
     python benchmarks/bench_fastgraph.py [--before-rev b94062e~1]
     python benchmarks/bench_fastgraph.py --onnxruntime 1.24.4 1.25.1 1.28.0   # also these
@@ -26,9 +26,9 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 
-from facecue.fer2013 import read_fer2013
-from facecue.landmarks68 import convert_landmarks68, in_split, read_landmarks68
-from facecue.runtime import EXACT_INT8, onnx_session, shipped_model_path
+from facecue.formats.fer2013 import read_fer2013
+from facecue.formats.landmarks68 import convert_landmarks68, in_split, read_landmarks68
+from facecue.vision.runtime import EXACT_INT8, onnx_session, shipped_model_path
 
 REPO = Path(__file__).resolve().parents[1]
 NAMES = ("keypoints15", "expression_fer7", "expression_fer5")

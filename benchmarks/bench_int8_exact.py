@@ -18,11 +18,11 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
-import facecue.runtime as runtime
+import facecue.vision.runtime as runtime
 from facecue.cpu import exact_int8
-from facecue.evaluate import evaluate_expression, evaluate_keypoints
-from facecue.fer2013 import read_fer2013
-from facecue.landmarks68 import convert_landmarks68, in_split, read_landmarks68
+from facecue.evaluation.evaluate import evaluate_expression, evaluate_keypoints
+from facecue.formats.fer2013 import read_fer2013
+from facecue.formats.landmarks68 import convert_landmarks68, in_split, read_landmarks68
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -23,20 +23,20 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from facecue.crop import KEYPOINTS_CROP, crop_face, to_gray
-from facecue.detect import HaarDetector
-from facecue.evaluate import evaluate_keypoints
+from facecue.evaluation.evaluate import evaluate_keypoints
+from facecue.evaluation.metrics import identity_intervals, keypoint_report
 from facecue.fileio import atomic_write_json
-from facecue.landmarks68 import (
+from facecue.formats.landmarks68 import (
     convert_landmarks68,
     in_split,
     iou,
     keypoints15,
     read_landmarks68,
 )
-from facecue.metrics import identity_intervals, keypoint_report
-from facecue.runtime import KeypointModel, shipped_model_path
-from facecue.sources import read_image
+from facecue.video.sources import read_image
+from facecue.vision.crop import KEYPOINTS_CROP, crop_face, to_gray
+from facecue.vision.detect import HaarDetector
+from facecue.vision.runtime import KeypointModel, shipped_model_path
 
 REPO = Path(__file__).resolve().parents[1]
 TARGETS = {"nme": 0.035, "rmse_px96": 1.8}

@@ -23,9 +23,9 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from fer_peer import FerPipeline  # noqa: E402
 
-from facecue.pipeline import Pipeline  # noqa: E402
-from facecue.runtime import ExpressionModel, KeypointModel  # noqa: E402
-from facecue.sources import Frame  # noqa: E402
+from facecue.video.pipeline import Pipeline  # noqa: E402
+from facecue.video.sources import Frame  # noqa: E402
+from facecue.vision.runtime import ExpressionModel, KeypointModel  # noqa: E402
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "media" / "videos"
 CLIPS = ["pyfeat_single_face.mp4", "pyfeat_WolfgangLanger_Pexels.mp4"]

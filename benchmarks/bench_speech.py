@@ -1,6 +1,6 @@
 """Speech benchmark on the real media in ../shared: prints figures, asserts nothing.
 
-- WER over the 32 LJSpeech clips (normalisation: facecue.wer.normalise) and the recognition
+- WER over the 32 LJSpeech clips (normalisation: facecue.speech.wer.normalise) and the recognition
   real-time factor (compute seconds / audio seconds) on 2 threads, with the short encoder
   window facecue uses and with Whisper's full 30 s window side by side;
 - live latency: jfk.flac fed in 0.1 s chunks at real-time pace to a LiveCaptioner; for each
@@ -28,11 +28,11 @@ import sys
 import time
 from pathlib import Path
 
-from facecue.audio import SAMPLE_RATE, load_audio
 from facecue.cpu import exact_int8
-from facecue.grammar import Grammar
-from facecue.transcribe import Transcriber, default_compute_type
-from facecue.wer import word_errors
+from facecue.speech.audio import SAMPLE_RATE, load_audio
+from facecue.speech.grammar import Grammar
+from facecue.speech.transcribe import Transcriber, default_compute_type
+from facecue.speech.wer import word_errors
 
 REPO = Path(__file__).resolve().parents[1]
 # The GRID grammar (Cooke et al. 2006): command, colour, preposition, letter (no W), digit,
@@ -72,7 +72,7 @@ def _bench_asr(shared: Path, tr: Transcriber) -> None:
 
 
 def bench_live(shared: Path, tr: Transcriber, chunk: float = 0.1) -> None:
-    from facecue.live import LiveCaptioner
+    from facecue.captions.live import LiveCaptioner
 
     audio = load_audio(shared / "media/speech/jfk/jfk.flac")
     live = LiveCaptioner(tr)
@@ -105,9 +105,9 @@ def bench_grid(shared: Path, tr: Transcriber) -> None:
 
 
 def _bench_grid(shared: Path, tr: Transcriber) -> None:
-    from facecue.captions import make_cues
-    from facecue.speech import emotional_utterances
-    from facecue.transcribe import SpeechSegmenter
+    from facecue.captions.cues import make_cues
+    from facecue.captions.media import emotional_utterances
+    from facecue.speech.transcribe import SpeechSegmenter
 
     sys.path.insert(0, str(REPO / "tests"))
     from pipeline_support import make_pipeline  # the shipped models

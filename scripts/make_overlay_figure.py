@@ -9,8 +9,8 @@ from pathlib import Path
 import cv2
 
 import facecue
-from facecue.annotate import annotate
 from facecue.results import FrameResult
+from facecue.video.annotate import annotate
 
 clip = str(resources.files("facecue") / "assets" / "demo_astronaut.mp4")
 cap = cv2.VideoCapture(clip)

@@ -18,9 +18,9 @@ import itertools
 import json
 from pathlib import Path
 
-from facecue.fer2013 import read_fer2013
+from facecue.formats.fer2013 import read_fer2013
 from facecue.labels import LABEL_SETS, class_columns
-from facecue.runtime import ExpressionModel
+from facecue.vision.runtime import ExpressionModel
 
 REPO = Path(__file__).resolve().parents[1]
 

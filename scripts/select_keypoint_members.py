@@ -20,9 +20,9 @@ from pathlib import Path
 
 import numpy as np
 
-from facecue.kaggle_keypoints import read_training_csv
-from facecue.metrics import keypoint_report
-from facecue.runtime import KeypointModel
+from facecue.evaluation.metrics import keypoint_report
+from facecue.formats.kaggle_keypoints import read_training_csv
+from facecue.vision.runtime import KeypointModel
 
 
 def predict_run(run: Path, weights: str, images: np.ndarray) -> np.ndarray:
@@ -30,8 +30,8 @@ def predict_run(run: Path, weights: str, images: np.ndarray) -> np.ndarray:
         return KeypointModel.load(run / "keypoints15.onnx").predict(images)
     import torch
 
-    from facecue.models import KeypointNet
-    from facecue.train_keypoints import net_options, predict
+    from facecue.train.keypoints import net_options, predict
+    from facecue.train.models import KeypointNet
 
     net = KeypointNet(**net_options(json.loads((run / "metrics.json").read_text())["meta"]))
     state = (torch.load(run / "last.pt", map_location="cpu", weights_only=False)["model"]

@@ -1,4 +1,4 @@
-"""Give the shipped int8 models the faster graph of :mod:`facecue.fastgraph`, in place.
+"""Give the shipped int8 models the faster graph of :mod:`facecue.train.fastgraph`, in place.
 
     python scripts/speed_up_shipped_graphs.py [--shared ../shared]
 
@@ -17,11 +17,11 @@ from pathlib import Path
 
 import numpy as np
 
-from facecue.fastgraph import speed_up_file
-from facecue.fer2013 import read_fer2013
 from facecue.fileio import atomic_write_bytes, atomic_write_json, file_sha256
-from facecue.landmarks68 import convert_landmarks68, in_split, read_landmarks68
-from facecue.runtime import WEIGHTS, model_card, onnx_session, shipped_model_path
+from facecue.formats.fer2013 import read_fer2013
+from facecue.formats.landmarks68 import convert_landmarks68, in_split, read_landmarks68
+from facecue.train.fastgraph import speed_up_file
+from facecue.vision.runtime import WEIGHTS, model_card, onnx_session, shipped_model_path
 
 REPO = Path(__file__).resolve().parents[1]
 COMMAND = "python scripts/speed_up_shipped_graphs.py"
@@ -60,7 +60,7 @@ def main() -> None:
             before = file_sha256(path)
             atomic_write_bytes(path, new.read_bytes())
         card = model_card(name)
-        card["architecture"] += ("; graph rewritten by facecue.fastgraph (first conv + pool "
+        card["architecture"] += ("; graph rewritten by facecue.train.fastgraph (first conv + pool "
                                  "on a 2x2 space-to-depth, static shapes: the same int8 "
                                  "arithmetic, faster)")
         card["sha256"] = file_sha256(path)

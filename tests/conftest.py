@@ -41,7 +41,7 @@ def fer_sample(fer_csv: Path, tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def fer_full(fer_csv: Path):
-    from facecue.fer2013 import read_fer2013
+    from facecue.formats.fer2013 import read_fer2013
 
     return read_fer2013(fer_csv)[0]
 
@@ -58,7 +58,7 @@ def yt68(shared: Path) -> Path:
 
 @pytest.fixture(scope="session")
 def yt_items(yt68):
-    from facecue.landmarks68 import read_landmarks68
+    from facecue.formats.landmarks68 import read_landmarks68
 
     return read_landmarks68(yt68)
 
@@ -66,7 +66,7 @@ def yt_items(yt68):
 @pytest.fixture(scope="session")
 def yt_sample(yt_items):
     """A fixed sample of 48 real images, converted, with their source items."""
-    from facecue.landmarks68 import convert_landmarks68
+    from facecue.formats.landmarks68 import convert_landmarks68
 
     items = yt_items[::78]
     return items, convert_landmarks68(items)

@@ -3,7 +3,7 @@
 import onnx
 import onnxruntime as ort
 
-from facecue.runtime import onnx_session
+from facecue.vision.runtime import onnx_session
 
 
 def float_convs(path, tmp_path) -> list[str]:

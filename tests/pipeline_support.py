@@ -6,8 +6,8 @@ from pathlib import Path
 
 import cv2
 
-from facecue.pipeline import Pipeline
-from facecue.runtime import ExpressionModel, KeypointModel, shipped_model_path
+from facecue.video.pipeline import Pipeline
+from facecue.vision.runtime import ExpressionModel, KeypointModel, shipped_model_path
 
 
 def model_paths() -> tuple[Path, Path]:

@@ -5,7 +5,7 @@ import sys
 
 import pytest
 
-from facecue.captions import (
+from facecue.captions.cues import (
     COLOURS,
     MAX_CHARS,
     MAX_SECONDS,
@@ -16,8 +16,8 @@ from facecue.captions import (
     to_vtt,
     write_captions,
 )
-from facecue.fusion import EmotionalUtterance
-from facecue.transcribe import Utterance, Word
+from facecue.captions.fusion import EmotionalUtterance
+from facecue.speech.transcribe import Utterance, Word
 
 VTT_TIME = r"(\d\d):(\d\d):(\d\d)\.(\d{3})"
 SRT_TIME = VTT_TIME.replace(r"\.", ",")
@@ -155,8 +155,9 @@ def test_captions_and_sentences_need_no_speech_extra():
     code = ("import sys\n"
             "for m in ('faster_whisper', 'av', 'ctranslate2', 'vaderSentiment', 'sounddevice'):\n"
             "    sys.modules[m] = None  # importing any of them now fails\n"
-            "import facecue.captions, facecue.sentences, facecue.tts, facecue.cli\n"
-            "from facecue.transcribe import Transcriber, WeightsMissingError\n"
+            "import facecue.captions.cues, facecue.captions.sentences, facecue.captions.tts\n"
+            "import facecue.cli\n"
+            "from facecue.speech.transcribe import Transcriber, WeightsMissingError\n"
             "try:\n"
             "    Transcriber()\n"
             "except WeightsMissingError as e:\n"

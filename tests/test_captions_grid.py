@@ -10,10 +10,10 @@ pytest.importorskip("faster_whisper", reason="needs facecue[speech]")
 
 from pipeline_support import model_args  # noqa: E402
 
-from facecue.audio import load_audio  # noqa: E402
 from facecue.cli import main  # noqa: E402
-from facecue.transcribe import SpeechSegmenter  # noqa: E402
-from facecue.wer import wer  # noqa: E402
+from facecue.speech.audio import load_audio  # noqa: E402
+from facecue.speech.transcribe import SpeechSegmenter  # noqa: E402
+from facecue.speech.wer import wer  # noqa: E402
 
 
 def test_grid_clip_caption_end_to_end(shared, tmp_path):

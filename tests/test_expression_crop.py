@@ -3,8 +3,8 @@
 import cv2
 import numpy as np
 
-from facecue.crop import EXPRESSION_CROP, crop_face
-from facecue.detect import HaarDetector
+from facecue.vision.crop import EXPRESSION_CROP, crop_face
+from facecue.vision.detect import HaarDetector
 
 
 def test_detector_crop_reproduces_fer2013_framing(fer_full):

@@ -1,4 +1,4 @@
-"""The faster graphs of facecue.fastgraph: the same numbers as the graphs they replace (the
+"""The faster graphs of facecue.train.fastgraph: the same numbers as the graphs they replace (the
 space-to-depth first stage in float and int8, static shapes), and what the shipped files hold."""
 
 import numpy as np
@@ -7,11 +7,11 @@ import pytest
 import torch
 from onnx_support import float_convs
 
-from facecue.export import export_onnx, quantize_int8
-from facecue.fastgraph import _phase_weights, rewritten_stems, speed_up_file
-from facecue.models import KeypointNet, expression_net
-from facecue.runtime import model_card, onnx_session, shipped_model_path
-from facecue.train_keypoints import MeanKeypoints
+from facecue.train.export import export_onnx, quantize_int8
+from facecue.train.fastgraph import _phase_weights, rewritten_stems, speed_up_file
+from facecue.train.keypoints import MeanKeypoints
+from facecue.train.models import KeypointNet, expression_net
+from facecue.vision.runtime import model_card, onnx_session, shipped_model_path
 
 
 def test_phase_weights_give_the_conv_and_pool_on_real_faces(yt_sample):
@@ -38,7 +38,7 @@ def _ops(path, op):
 @pytest.mark.parametrize("net", ["keypoints", "expression"])
 def test_fast_int8_graph_keeps_every_output_and_every_conv_in_int8(net, yt_sample, fer_sample,
                                                                  tmp_path):
-    from facecue.fer2013 import read_fer2013
+    from facecue.formats.fer2013 import read_fer2013
 
     torch.manual_seed(0)
     if net == "keypoints":  # two members reading one input, uint8 activations (as shipped)
@@ -81,7 +81,7 @@ def test_shipped_files_hold_the_rewrite_their_cards_record(name, tmp_path):
 
 
 def test_onnxruntime_too_old_for_the_graphs_is_refused_with_what_to_install():
-    from facecue.runtime import check_onnxruntime
+    from facecue.vision.runtime import check_onnxruntime
 
     check_onnxruntime()  # the installed one
     check_onnxruntime("1.28.0")

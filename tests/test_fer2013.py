@@ -4,7 +4,7 @@ import shutil
 import numpy as np
 import pytest
 
-from facecue.fer2013 import BadRowError, cross_split_duplicates, read_fer2013
+from facecue.formats.fer2013 import BadRowError, cross_split_duplicates, read_fer2013
 from facecue.labels import class_names, fer_to_class
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from facecue.grammar import Grammar, GrammarError, spellings
+from facecue.speech.grammar import Grammar, GrammarError, spellings
 
 GRID_GRAMMAR = Path(__file__).resolve().parents[1] / "examples/grid.grammar"
 
@@ -40,7 +40,7 @@ def _in_grammar(words: list[str], grammar: Grammar) -> bool:
 @pytest.fixture(scope="module")
 def grid_transcriber():
     pytest.importorskip("faster_whisper", reason="needs facecue[speech]")
-    from facecue.transcribe import Transcriber
+    from facecue.speech.transcribe import Transcriber
 
     return Transcriber(cpu_threads=2, grammar=Grammar.read(GRID_GRAMMAR))
 
@@ -52,10 +52,10 @@ def test_grammar_reads_a_grid_sentence_whisper_mishears(shared, tmp_path):
     pytest.importorskip("faster_whisper", reason="needs facecue[speech]")
     from pipeline_support import model_args
 
-    from facecue.audio import load_audio
     from facecue.cli import main
-    from facecue.transcribe import SpeechSegmenter
-    from facecue.wer import word_errors
+    from facecue.speech.audio import load_audio
+    from facecue.speech.transcribe import SpeechSegmenter
+    from facecue.speech.wer import word_errors
 
     clip = shared / "media/videos/grid_bbaf2n.mpg"
     out = tmp_path / "bbaf2n.json"

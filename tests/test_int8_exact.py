@@ -10,8 +10,8 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 
-from facecue.fer2013 import read_fer2013
-from facecue.runtime import EXACT_INT8, onnx_session, shipped_model_path
+from facecue.formats.fer2013 import read_fer2013
+from facecue.vision.runtime import EXACT_INT8, onnx_session, shipped_model_path
 
 # benchmarks/bench_int8_exact.py on the AVX2-only AMD EPYC, all held-out faces: with the option
 # keypoints 0.085 px, expression 0.050-0.055 (requantization ties rounding the other way);
@@ -57,7 +57,7 @@ def test_every_session_asks_for_exact_int8_products():
 
 @pytest.mark.parametrize("name", ["keypoints15", "expression_fer7", "expression_fer5"])
 def test_card_tells_how_to_run_the_file_without_facecue(name, crops):
-    from facecue.runtime import model_card, runtime_requirements
+    from facecue.vision.runtime import model_card, runtime_requirements
 
     need = model_card(name)["onnxruntime"]
     assert need == runtime_requirements()

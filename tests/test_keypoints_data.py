@@ -7,9 +7,7 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from facecue.crop import KEYPOINTS_CROP, Crop, crop_face, to_gray
-from facecue.detect import HaarDetector
-from facecue.kaggle_keypoints import (
+from facecue.formats.kaggle_keypoints import (
     BadRowError,
     read_id_lookup,
     read_submission,
@@ -19,8 +17,7 @@ from facecue.kaggle_keypoints import (
     write_test_csv,
     write_training_csv,
 )
-from facecue.labels import KEYPOINT_COLUMNS
-from facecue.landmarks68 import (
+from facecue.formats.landmarks68 import (
     FALLBACK_BOX,
     fit_box_calibration,
     identity,
@@ -29,7 +26,10 @@ from facecue.landmarks68 import (
     match_detection,
     read_landmarks68,
 )
-from facecue.sources import read_image
+from facecue.labels import KEYPOINT_COLUMNS
+from facecue.video.sources import read_image
+from facecue.vision.crop import KEYPOINTS_CROP, Crop, crop_face, to_gray
+from facecue.vision.detect import HaarDetector
 
 
 def test_reads_every_labelled_image(yt_items):

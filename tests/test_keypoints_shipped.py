@@ -5,10 +5,10 @@ youtube-faces-68 (the card's ``test`` split)."""
 import numpy as np
 from onnx_support import float_convs
 
-from facecue.evaluate import evaluate_keypoints
+from facecue.evaluation.evaluate import evaluate_keypoints
 from facecue.fileio import file_sha256
-from facecue.landmarks68 import convert_landmarks68, in_split
-from facecue.runtime import KeypointModel, model_card, shipped_model_path
+from facecue.formats.landmarks68 import convert_landmarks68, in_split
+from facecue.vision.runtime import KeypointModel, model_card, shipped_model_path
 
 
 def test_card_describes_the_shipped_file(tmp_path):

@@ -11,10 +11,9 @@ torch = pytest.importorskip("torch")
 
 from onnx_support import float_convs  # noqa: E402
 
-import facecue.train_keypoints as tk  # noqa: E402
+import facecue.train.keypoints as tk  # noqa: E402
 from facecue.cli import main  # noqa: E402
-from facecue.export import export_onnx  # noqa: E402
-from facecue.kaggle_keypoints import (  # noqa: E402
+from facecue.formats.kaggle_keypoints import (  # noqa: E402
     read_id_lookup,
     read_submission,
     read_training_csv,
@@ -22,8 +21,9 @@ from facecue.kaggle_keypoints import (  # noqa: E402
     write_training_csv,
 )
 from facecue.labels import KEYPOINT_COLUMNS, KEYPOINT_NAMES  # noqa: E402
-from facecue.models import KeypointNet  # noqa: E402
-from facecue.runtime import KeypointModel  # noqa: E402
+from facecue.train.export import export_onnx  # noqa: E402
+from facecue.train.models import KeypointNet  # noqa: E402
+from facecue.vision.runtime import KeypointModel  # noqa: E402
 
 TINY = ["--epochs", "1", "--limit", "24", "--width", "4", "--batch-size", "8",
         "--threads", "1"]
@@ -209,7 +209,7 @@ def test_onnx_export_matches_torch(yt_sample, tmp_path, head):
 def test_ship_builds_the_mean_of_runs_and_an_honest_int8_card(yt_sample, tmp_path):
     """Two tiny real runs -> `keypoints ship`: the float build is the mean of the members,
     the int8 build stays close to it, and its card's figures are the file's own."""
-    from facecue.evaluate import evaluate_keypoints
+    from facecue.evaluation.evaluate import evaluate_keypoints
     from facecue.fileio import file_sha256
 
     _, rows = yt_sample
@@ -330,8 +330,8 @@ def test_fer_pretraining_crops_are_framed_like_the_pipelines_keypoint_crops(fer_
     KEYPOINTS_CROP, cover the same region of the face as the pretraining crops do."""
     import cv2
 
-    from facecue.crop import KEYPOINTS_CROP, crop_face
-    from facecue.detect import HaarDetector
+    from facecue.vision.crop import KEYPOINTS_CROP, crop_face
+    from facecue.vision.detect import HaarDetector
 
     faces = fer_full.split("PublicTest").images[:300]
     detector, regions = HaarDetector(), []
@@ -377,8 +377,8 @@ def test_pseudo_labels_teach_a_student_that_starts_from_a_run(fer_sample, train_
     """`keypoints pseudo-label` writes real FER faces with the runs' mean keypoints as a
     Kaggle CSV; a student trains on it, and `--init` carries every weight of its best.pt into
     the next run (another width is refused)."""
-    from facecue.fer2013 import read_fer2013
-    from facecue.kaggle_keypoints import read_training_csv
+    from facecue.formats.fer2013 import read_fer2013
+    from facecue.formats.kaggle_keypoints import read_training_csv
 
     teachers = [tmp_path / "t0", tmp_path / "t1"]
     for seed, run in enumerate(teachers):
@@ -451,7 +451,7 @@ def test_member_selection_scores_best_last_and_averaged_weights(yt_sample, tmp_p
     import sys
     from pathlib import Path
 
-    from facecue.metrics import keypoint_report
+    from facecue.evaluation.metrics import keypoint_report
 
     _, rows = yt_sample
     data = tmp_path / "yt.csv"

@@ -4,8 +4,8 @@ the shipped model's keypoints."""
 import numpy as np
 import pytest
 
-from facecue.metrics import identity_intervals, keypoint_report
-from facecue.runtime import KeypointModel
+from facecue.evaluation.metrics import identity_intervals, keypoint_report
+from facecue.vision.runtime import KeypointModel
 
 
 @pytest.fixture(scope="module")
@@ -51,7 +51,7 @@ def test_people_not_faces_are_resampled(scored):
 
 
 def test_accuracy_interval_is_the_wilson_interval():
-    from facecue.metrics import accuracy_interval
+    from facecue.evaluation.metrics import accuracy_interval
 
     lo, hi = accuracy_interval(2070, 2435)  # the fer5 model's PrivateTest count
     assert lo < 2070 / 2435 < hi
@@ -70,7 +70,7 @@ def test_eval_keypoints_prints_the_intervals(yt_sample, tmp_path, capsys):
     import json
 
     from facecue.cli import main
-    from facecue.kaggle_keypoints import write_training_csv
+    from facecue.formats.kaggle_keypoints import write_training_csv
 
     _, rows = yt_sample
     data = tmp_path / "sample.csv"

@@ -12,7 +12,7 @@ from pipeline_support import make_pipeline
 
 import facecue
 from facecue.results import Face
-from facecue.sources import read_image
+from facecue.video.sources import read_image
 
 # Faces a person can see in each photo (counted by looking at them). Haar finds all faces in
 # EASY; in HARD it misses some (sunglasses, profile, hand over face, cut by the border, a

@@ -15,8 +15,8 @@ from pipeline_support import make_pipeline, model_args, read_frames
 
 from facecue.api import run
 from facecue.cli import main
-from facecue.sinks import JsonlSink, VideoSink, WindowSink, has_display
-from facecue.sources import ArraySource, SourceError, VideoSource, open_source
+from facecue.video.sinks import JsonlSink, VideoSink, WindowSink, has_display
+from facecue.video.sources import ArraySource, SourceError, VideoSource, open_source
 
 
 def test_analyze_json(shared, capsys):

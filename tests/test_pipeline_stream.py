@@ -14,11 +14,11 @@ import pytest
 from pipeline_support import make_pipeline, read_frames
 
 from facecue.api import run
-from facecue.detect import HaarDetector, MediaPipeDetector
-from facecue.sinks import JsonlSink, SummarySink
-from facecue.smooth import LabelSmoother, OneEuroFilter
-from facecue.sources import ArraySource, SourceError, VideoSource, open_source
-from facecue.track import iou
+from facecue.video.sinks import JsonlSink, SummarySink
+from facecue.video.smooth import LabelSmoother, OneEuroFilter
+from facecue.video.sources import ArraySource, SourceError, VideoSource, open_source
+from facecue.video.track import iou
+from facecue.vision.detect import HaarDetector, MediaPipeDetector
 
 DEMO = resources.files("facecue") / "assets/demo_astronaut.mp4"
 

@@ -7,8 +7,8 @@ import cv2
 import numpy as np
 from pipeline_support import model_args, read_frames
 
-from facecue.annotate import annotate
 from facecue.results import FrameResult
+from facecue.video.annotate import annotate
 
 
 def test_run_with_speech_on_a_real_grid_clip(shared, tmp_path):

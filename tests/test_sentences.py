@@ -1,7 +1,7 @@
 import pytest
 
+from facecue.captions.sentences import EMOTIONS, STRONG, STYLES, mark_sentence, mark_words
 from facecue.labels import class_names
-from facecue.sentences import EMOTIONS, STRONG, STYLES, mark_sentence, mark_words
 
 TEXT = "ask what you can do for your country."
 

@@ -6,9 +6,9 @@ import sys
 
 import pytest
 
-from facecue.evaluate import evaluate_expression
+from facecue.evaluation.evaluate import evaluate_expression
 from facecue.fileio import file_sha256
-from facecue.runtime import model_card, shipped_model_path
+from facecue.vision.runtime import model_card, shipped_model_path
 
 
 @pytest.mark.parametrize("labels", ["fer7", "fer5"])
@@ -35,8 +35,8 @@ def test_runtime_loads_shipped_models_without_torch(fer_sample):
     code = f"""
 import sys
 sys.modules["torch"] = None  # any torch import now fails
-from facecue.fer2013 import read_fer2013
-from facecue.runtime import ExpressionModel
+from facecue.formats.fer2013 import read_fer2013
+from facecue.vision.runtime import ExpressionModel
 data, _ = read_fer2013({str(fer_sample)!r})
 for labels in ("fer5", "fer7"):
     p = ExpressionModel.load(labels).predict_proba(data.images[:8])
@@ -48,7 +48,7 @@ print("ok")
 
 
 def test_missing_model_file_says_what_to_do(tmp_path):
-    from facecue.runtime import ExpressionModel, ModelNotFoundError
+    from facecue.vision.runtime import ExpressionModel, ModelNotFoundError
 
     with pytest.raises(ModelNotFoundError, match="not found"):
         ExpressionModel.load("fer7", tmp_path / "absent.onnx")

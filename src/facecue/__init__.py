@@ -1,18 +1,39 @@
 """facecue: offline, CPU-first facial keypoints, expressions and emotion-aware captions.
 
-``facecue.analyze(image)`` and ``facecue.stream(source)`` are imported on first use, so
-``import facecue`` stays light (no OpenCV, onnxruntime or torch until needed).
+The public API is imported on first use, so ``import facecue`` stays light (no OpenCV,
+onnxruntime or torch until needed)::
+
+    faces = facecue.analyze("photo.jpg")          # list[Face]
+    for frame in facecue.stream("clip.mp4"):      # FrameResult per frame
+        ...
+    report = facecue.run("clip.mp4", out="out")   # annotated video, JSON Lines, CSV
 """
 
 from __future__ import annotations
 
 __version__ = "0.1.0"
-__all__ = ["analyze", "stream"]
+
+# name -> module that defines it
+_EXPORTS = {
+    "analyze": "facecue.api",
+    "stream": "facecue.api",
+    "run": "facecue.api",
+    "RunReport": "facecue.api",
+    "Pipeline": "facecue.video.pipeline",
+    "Face": "facecue.results",
+    "FrameResult": "facecue.results",
+    "Expression": "facecue.results",
+}
+__all__ = sorted(_EXPORTS)
 
 
 def __getattr__(name: str):
-    if name in __all__:
-        from facecue import api
+    if name in _EXPORTS:
+        from importlib import import_module
 
-        return getattr(api, name)
+        return getattr(import_module(_EXPORTS[name]), name)
     raise AttributeError(f"module 'facecue' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -10,11 +10,11 @@ from pathlib import Path
 
 import numpy as np
 
-from facecue.annotate import annotate
-from facecue.pipeline import Pipeline
 from facecue.results import Face, FrameResult
-from facecue.sinks import JsonlSink, Sink, SnapshotSink, SummarySink, VideoSink, WindowSink
-from facecue.sources import FrameSource, open_source
+from facecue.video.annotate import annotate
+from facecue.video.pipeline import Pipeline
+from facecue.video.sinks import JsonlSink, Sink, SnapshotSink, SummarySink, VideoSink, WindowSink
+from facecue.video.sources import FrameSource, open_source
 
 Source = int | str | Path | FrameSource | Iterable[np.ndarray]
 
@@ -86,7 +86,8 @@ def run(source: Source, sinks: list[Sink], pipeline: Pipeline | None = None,
         ) -> RunStats:
     """Run the pipeline over ``source`` into ``sinks`` until the end, a sink's stop or
     ``max_frames``; sinks are closed (files moved into place) even on errors or Ctrl-C.
-    ``speech`` (e.g. :class:`facecue.live.SpeechFeed`) gives the caption drawn on each frame."""
+    ``speech`` (e.g. :class:`facecue.captions.live.SpeechFeed`) gives the caption drawn on
+    each frame."""
     pipe = pipeline or Pipeline()
     stats = RunStats()
     draw = any(s.wants_image for s in sinks)

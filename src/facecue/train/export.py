@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from facecue.fastgraph import speed_up_file
-from facecue.runtime import onnx_session
+from facecue.train.fastgraph import speed_up_file
+from facecue.vision.runtime import onnx_session
 
 
 def export_onnx(model: torch.nn.Module, size: int, path: str | Path,
@@ -80,7 +80,7 @@ def quantize_int8(src: Path, dst: Path, calibration: np.ndarray,
     The expression models were built with int8 activations (the default) and stay so.
 
     ``fast_graph`` then rewrites the graph into its faster, identical form
-    (:mod:`facecue.fastgraph`); False keeps the quantizer's graph as it is."""
+    (:mod:`facecue.train.fastgraph`); False keeps the quantizer's graph as it is."""
     from onnxruntime.quantization import (
         CalibrationDataReader,
         QuantFormat,

@@ -2,8 +2,8 @@
 utterance's time span, with the words' own sentiment as a second signal.
 
 Pure functions over a list of :class:`~facecue.results.FrameResult` (the pipeline's smoothed
-per-frame output) and a list of :class:`~facecue.transcribe.Utterance`, so the same code serves
-files, live input and tests. Rules:
+per-frame output) and a list of :class:`~facecue.speech.transcribe.Utterance`, so the same
+code serves files, live input and tests. Rules:
 
 - **Speaker**: among the faces seen during the utterance, the one whose mouth moves most
   (standard deviation of :meth:`Face.lip_gap` over the span, needs ``MIN_FRAMES`` frames and at
@@ -30,9 +30,9 @@ from functools import lru_cache
 
 import numpy as np
 
+from facecue.captions.sentences import mark_sentence
 from facecue.results import Face, FrameResult
-from facecue.sentences import mark_sentence
-from facecue.transcribe import Utterance
+from facecue.speech.transcribe import Utterance
 
 MIN_FRAMES = 3
 MIN_LIP_STD = 0.005
@@ -57,7 +57,7 @@ class EmotionalUtterance:
     disagree: bool = False
 
     def sentence(self, manner: bool = False, emoji: bool = False) -> str:
-        """The transcript as an emotion-marked sentence (see :mod:`facecue.sentences`)."""
+        """The transcript as an emotion-marked sentence (see :mod:`facecue.captions.sentences`)."""
         return mark_sentence(self.utterance.text, self.emotion, self.intensity, manner=manner,
                              emoji=emoji)
 

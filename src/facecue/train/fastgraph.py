@@ -13,7 +13,7 @@
   the batch is known, so the targets become constants (-1 for the batch).
 
 A faster graph for the same model, not a new model. (8-bit SpaceToDepth and Max need
-onnxruntime 1.28 or later: ``facecue.runtime.MIN_ONNXRUNTIME``.)
+onnxruntime 1.28 or later: ``facecue.vision.runtime.MIN_ONNXRUNTIME``.)
 """
 
 from __future__ import annotations

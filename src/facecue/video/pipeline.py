@@ -15,13 +15,13 @@ from pathlib import Path
 
 import numpy as np
 
-from facecue.crop import EXPRESSION_CROP, KEYPOINTS_CROP, crop_face, to_gray
-from facecue.detect import Detector, HaarDetector, drop_nested
 from facecue.results import Expression, Face, FrameResult
-from facecue.runtime import ExpressionModel, KeypointModel
-from facecue.smooth import LabelSmoother, OneEuroFilter
-from facecue.sources import Frame, FrameSource, open_source, read_image
-from facecue.track import FaceTracker, Track
+from facecue.video.smooth import LabelSmoother, OneEuroFilter
+from facecue.video.sources import Frame, FrameSource, open_source, read_image
+from facecue.video.track import FaceTracker, Track
+from facecue.vision.crop import EXPRESSION_CROP, KEYPOINTS_CROP, crop_face, to_gray
+from facecue.vision.detect import Detector, HaarDetector, drop_nested
+from facecue.vision.runtime import ExpressionModel, KeypointModel
 
 
 class Pipeline:
@@ -29,7 +29,7 @@ class Pipeline:
 
     Models and detector default to the shipped ONNX files and the Haar detector; pass your
     own to swap them. ``detect_every``, ``scan_every``, ``idle_scan_every`` and ``grace``
-    tune the tracker (see :class:`~facecue.track.FaceTracker`); ``smooth=False`` reports raw
+    tune the tracker (see :class:`~facecue.video.track.FaceTracker`); ``smooth=False`` reports raw
     per-frame values.
     """
 

@@ -20,9 +20,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from facecue.captions.fusion import EmotionalUtterance
+from facecue.captions.sentences import STRONG, mark_words
 from facecue.fileio import atomic_write_text
-from facecue.fusion import EmotionalUtterance
-from facecue.sentences import STRONG, mark_words
 
 MAX_CHARS = 42
 MAX_LINES = 2

@@ -7,12 +7,12 @@ from pathlib import Path
 
 import numpy as np
 
-from facecue.fer2013 import cross_split_duplicates, read_fer2013
+from facecue.evaluation.metrics import classification_report, identity_intervals, keypoint_report
 from facecue.fileio import file_sha256
-from facecue.kaggle_keypoints import KeypointRows
+from facecue.formats.fer2013 import cross_split_duplicates, read_fer2013
+from facecue.formats.kaggle_keypoints import KeypointRows
 from facecue.labels import class_names
-from facecue.metrics import classification_report, identity_intervals, keypoint_report
-from facecue.runtime import ExpressionModel, KeypointModel, shipped_model_path
+from facecue.vision.runtime import ExpressionModel, KeypointModel, shipped_model_path
 
 
 def evaluate_expression(data: str | Path, labels: str = "fer7", split: str = "PrivateTest",
@@ -44,7 +44,7 @@ def evaluate_expression(data: str | Path, labels: str = "fer7", split: str = "Pr
                        "accuracy": float((pred[clean] == targets[clean]).mean())
                        if clean.any() else 0.0}
     if plots:
-        from facecue.plots import plot_confusion, plot_face_grid
+        from facecue.evaluation.plots import plot_confusion, plot_face_grid
 
         out = Path(plots)
         out.mkdir(parents=True, exist_ok=True)
@@ -64,7 +64,7 @@ def evaluate_keypoints(data: str | Path | KeypointRows, split: str | None = None
     and crop) or rows already read. ``split`` defaults to ``test`` (held-out identities) when
     the data has a Split column, else to ``all``.
     """
-    from facecue.landmarks68 import load_keypoint_data
+    from facecue.formats.landmarks68 import load_keypoint_data
 
     rows = data if isinstance(data, KeypointRows) else load_keypoint_data(data)
     split = split or ("test" if "Split" in rows.extra else "all")
@@ -86,7 +86,7 @@ def evaluate_keypoints(data: str | Path | KeypointRows, split: str | None = None
         report["interval_over_people"] = identity_intervals(pred, rows.keypoints,
                                                             rows.extra["Identity"])
     if plots:
-        from facecue.plots import plot_keypoint_grid
+        from facecue.evaluation.plots import plot_keypoint_grid
 
         plot_keypoint_grid(rows.images, rows.keypoints, pred,
                            Path(plots) / f"keypoints_{split}.png")

@@ -25,10 +25,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from facecue.audio import SAMPLE_RATE, iter_audio, microphone_chunks
-from facecue.fusion import EmotionalUtterance, fuse
+from facecue.captions.fusion import EmotionalUtterance, fuse
 from facecue.results import FrameResult
-from facecue.transcribe import SpeechSegmenter, Transcriber
+from facecue.speech.audio import SAMPLE_RATE, iter_audio, microphone_chunks
+from facecue.speech.transcribe import SpeechSegmenter, Transcriber
 
 
 class AudioCursor:

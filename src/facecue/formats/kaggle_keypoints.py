@@ -279,7 +279,7 @@ def make_submission(test_csv: str | Path, lookup_csv: str | Path, out: str | Pat
                     model: str | Path | None = None, threads: int = 1) -> int:
     """Predict every ``test.csv`` face with a keypoint model (default: the shipped one) and
     write the submission for ``IdLookupTable.csv``; returns the number of rows written."""
-    from facecue.runtime import KeypointModel
+    from facecue.vision.runtime import KeypointModel
 
     ids, images = read_test_csv(test_csv)
     net = KeypointModel.load(model, threads=threads)

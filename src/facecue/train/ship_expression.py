@@ -18,14 +18,14 @@ from pathlib import Path
 
 import torch
 
-from facecue.evaluate import evaluate_expression
-from facecue.export import calibration_rows, export_onnx
-from facecue.fer2013 import read_fer2013
+from facecue.evaluation.evaluate import evaluate_expression
 from facecue.fileio import atomic_write_bytes, atomic_write_json, file_sha256
+from facecue.formats.fer2013 import read_fer2013
 from facecue.labels import LABEL_SETS, class_columns, class_names
-from facecue.models import expression_net
 from facecue.provenance import current_command
-from facecue.runtime import runtime_requirements
+from facecue.train.export import calibration_rows, export_onnx
+from facecue.train.models import expression_net
+from facecue.vision.runtime import runtime_requirements
 
 
 class ExpressionEnsemble(torch.nn.Module):

@@ -9,8 +9,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from facecue.crop import to_uint8
 from facecue.results import FrameResult
+from facecue.vision.crop import to_uint8
 
 _PALETTE = [(66, 135, 245), (80, 200, 120), (60, 76, 231), (0, 200, 255), (200, 90, 200),
             (255, 160, 60), (140, 140, 255), (40, 220, 220)]

@@ -2,7 +2,7 @@
 conversion to Kaggle-format 96x96 keypoint crops.
 
 The converter cuts each face exactly as the run-time pipeline does: the Haar detector's box
-through :func:`facecue.crop.crop_face` with ``KEYPOINTS_CROP``. Where the detector misses the
+through :func:`facecue.vision.crop.crop_face` with ``KEYPOINTS_CROP``. Where the detector misses the
 face, or its box does not match the landmarks, a box derived from the landmarks stands in; its
 placement is calibrated on detector boxes (:data:`FALLBACK_BOX`), and such rows are marked
 ``Fallback=1``.
@@ -19,10 +19,10 @@ from pathlib import Path
 
 import numpy as np
 
-from facecue.crop import KEYPOINTS_CROP, crop_face, to_gray
-from facecue.detect import Detection, HaarDetector
-from facecue.kaggle_keypoints import BadRowError, KeypointRows
-from facecue.sources import read_image
+from facecue.formats.kaggle_keypoints import BadRowError, KeypointRows
+from facecue.video.sources import read_image
+from facecue.vision.crop import KEYPOINTS_CROP, crop_face, to_gray
+from facecue.vision.detect import Detection, HaarDetector
 
 # Each Kaggle keypoint as the mean of these 68-point indices (subject's left = image right).
 LANDMARKS68_TO_15: tuple[tuple[int, ...], ...] = (
@@ -200,7 +200,7 @@ def convert_landmarks68(items: Sequence[Landmarks68],
 
 def load_keypoint_data(path: str | Path, progress: bool = False) -> KeypointRows:
     """A Kaggle-format CSV, or a 68-point folder converted on the fly."""
-    from facecue.kaggle_keypoints import read_training_csv
+    from facecue.formats.kaggle_keypoints import read_training_csv
 
     path = Path(path)
     if path.is_dir():

@@ -2,7 +2,7 @@
 
 :func:`emotional_utterances` streams the soundtrack through speech recognition and, for videos,
 the frames through the face pipeline (``facecue.stream``), lazily and in step, and fuses them
-(:mod:`facecue.fusion`). Audio-only files give utterances flagged ``no_face``.
+(:mod:`facecue.captions.fusion`). Audio-only files give utterances flagged ``no_face``.
 """
 
 from __future__ import annotations
@@ -11,12 +11,12 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from facecue.audio import AudioError, has_audio
-from facecue.fusion import EmotionalUtterance, fuse
-from facecue.transcribe import Transcriber
+from facecue.captions.fusion import EmotionalUtterance, fuse
+from facecue.speech.audio import AudioError, has_audio
+from facecue.speech.transcribe import Transcriber
 
 if TYPE_CHECKING:
-    from facecue.pipeline import Pipeline
+    from facecue.video.pipeline import Pipeline
 
 
 def has_video(path: str | Path) -> bool:
@@ -37,7 +37,7 @@ def emotional_utterances(path: str | Path, labels: str = "fer7",
     """Utterances of ``path`` with their speaker's emotion, as they are recognised
     (``pipeline``: the face pipeline to use, default the shipped models).
 
-    Raises :class:`~facecue.audio.AudioError` when the file has no audio track.
+    Raises :class:`~facecue.speech.audio.AudioError` when the file has no audio track.
     """
     path = Path(path)
     if not path.exists():

@@ -58,7 +58,7 @@ class KeypointNet(nn.Module):
     ``context_head`` (a dilated 3x3 heat-map conv, 32 px more context) and ``fine_heatmaps``
     (maps upsampled to 24x24 and sharpened by a 1x1 conv of the 24x24 features) are better on
     val; the shipped members have both (int8 with uint8 activations keeps them fast, see
-    :func:`facecue.export.quantize_int8`).
+    :func:`facecue.train.export.quantize_int8`).
     """
 
     FINE_SPLIT = 17  # index of the third stage's max-pool in ``features`` (24x24 -> 12x12)

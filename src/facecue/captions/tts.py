@@ -16,7 +16,7 @@ import tempfile
 from pathlib import Path
 from xml.sax.saxutils import escape
 
-from facecue.sentences import EMOTIONS, STRONG
+from facecue.captions.sentences import EMOTIONS, STRONG
 
 # emotion -> (rate, pitch, volume) changes in percent
 PROSODY: dict[str, tuple[int, int, int]] = {

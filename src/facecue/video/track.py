@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
-from facecue.detect import Detection, Detector, drop_nested, intersection
+from facecue.vision.detect import Detection, Detector, drop_nested, intersection
 
 _LK = dict(winSize=(15, 15), maxLevel=2,
            criteria=(cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 10, 0.03))

@@ -10,15 +10,15 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from facecue import augment
-from facecue.evaluate import evaluate_expression
-from facecue.export import export_onnx
-from facecue.fer2013 import read_fer2013
+from facecue.evaluation.evaluate import evaluate_expression
 from facecue.fileio import atomic_write_json, file_sha256
+from facecue.formats.fer2013 import read_fer2013
 from facecue.labels import class_names
-from facecue.models import expression_net
 from facecue.provenance import current_command
-from facecue.training import TrainConfig, fit
+from facecue.train import augment
+from facecue.train.export import export_onnx
+from facecue.train.loop import TrainConfig, fit
+from facecue.train.models import expression_net
 
 
 def augmented_batches(images: torch.Tensor, targets: torch.Tensor, batch_size: int, seed: int):
@@ -113,7 +113,7 @@ def train_expression(data: str, labels: str, out: str, epochs: int = 60, batch_s
     }
     atomic_write_json(out_dir / "card.json", card)
     if plots:
-        from facecue.plots import plot_history
+        from facecue.evaluation.plots import plot_history
 
         plot_history(run["history"], out_dir / "training_curves.png",
                      [("train_loss", "train loss"), ("val_accuracy", "PublicTest accuracy")])
