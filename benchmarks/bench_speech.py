@@ -107,7 +107,7 @@ def bench_grid(shared: Path, tr: Transcriber) -> None:
 def _bench_grid(shared: Path, tr: Transcriber) -> None:
     from facecue.captions.cues import make_cues
     from facecue.captions.media import emotional_utterances
-    from facecue.speech.transcribe import SpeechSegmenter
+    from facecue.speech.segment import SpeechSegmenter
 
     sys.path.insert(0, str(REPO / "tests"))
     from pipeline_support import make_pipeline  # the shipped models

@@ -6,7 +6,7 @@ chosen (never on PrivateTest).
         [--data ../shared/data/fer2013/fer2013.csv.gz] [--max-passes 4]
 
 Each run's exported float ``model.onnx`` is read; a fer7 run serves fer5 through its five
-classes, as in ``facecue expression ship``. Every way of giving each run 0, 1 (face) or 2
+classes, as in ``facecue ship expression``. Every way of giving each run 0, 1 (face) or 2
 (face and mirror image) network passes, up to ``--max-passes`` per face in all, is scored;
 printed best first, cost in passes beside each.
 """

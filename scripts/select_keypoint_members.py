@@ -5,7 +5,7 @@ keypoint model are chosen (on the 25 val identities; never on the held-out test 
         [--weights best|last|ema]
 
 Each run's exported float ``keypoints15.onnx`` (its best epoch on val) is read and the
-combination's keypoints are the mean of its members', as in ``facecue keypoints ship``.
+combination's keypoints are the mean of its members', as in ``facecue ship keypoints``.
 ``--weights last`` scores each run's last epoch instead (what a ``--with-val`` refit keeps),
 ``--weights ema`` its last weight average (``--ema`` runs); both need torch. Every run must
 have been trained on data files with the same val rows. Prints one line per combination.

@@ -14,5 +14,5 @@ rm -rf .venv
 python3 -m venv .venv
 .venv/bin/pip install -q --upgrade pip
 # torch==2.13.0 exactly (the CPU build); the train extra pins it.
-.venv/bin/pip install -q -e ".[train,speech,mic,bench,dev]"
+.venv/bin/pip install -q -e ".[train,speech,mic,bench,dev,docs]"
 echo "facecue set up in .venv"

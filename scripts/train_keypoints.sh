@@ -55,10 +55,10 @@ TEACHERS=("$R/kp_cut_e80" "$R/kp_cut_e80_s1" "$R/keypoints15_aug_e80_s1" "$R/kp_
 both
 
 # the teacher labels 28,709 FER2013 faces, and the real train and val faces half and half
-step "$R/fer_pseudo4.csv.gz" "$FACECUE" keypoints pseudo-label "${TEACHERS[@]}" \
+step "$R/fer_pseudo4.csv.gz" "$FACECUE" label pseudo "${TEACHERS[@]}" \
   --fer "${FER:-$SHARED/data/fer2013/fer2013.csv.gz}" --out "$R/fer_pseudo4.csv.gz" \
   "${LABEL_LIMIT[@]}" &
-step "$R/yt68_blend_trainval.csv.gz" "$FACECUE" keypoints blend-labels "${TEACHERS[@]}" \
+step "$R/yt68_blend_trainval.csv.gz" "$FACECUE" label blend "${TEACHERS[@]}" \
   --data "$DATA" --splits train val --out "$R/yt68_blend_trainval.csv.gz" &
 both
 
@@ -77,4 +77,4 @@ for seed in 0 1; do
 done
 both
 
-"$FACECUE" keypoints ship "${FINAL[@]}" "${SHIP[@]}"
+"$FACECUE" ship keypoints "${FINAL[@]}" "${SHIP[@]}"

@@ -70,3 +70,23 @@ def yt_sample(yt_items):
 
     items = yt_items[::78]
     return items, convert_landmarks68(items)
+
+
+@pytest.fixture(scope="session")
+def lookup_subset(kaggle_dir):
+    """``make(folder, n)``: the real IdLookupTable cut to images 1..n, written to
+    ``folder/IdLookupTable.csv``; returns (path, the whole lookup, the rows kept)."""
+    from facecue.formats.kaggle_keypoints import KEYPOINT_COLUMNS, read_id_lookup
+
+    lookup = read_id_lookup(kaggle_dir / "IdLookupTable.csv.gz")
+
+    def make(folder: Path, n: int):
+        keep = lookup.image_ids <= n
+        path = folder / "IdLookupTable.csv"
+        path.write_text("RowId,ImageId,FeatureName,Location\n" + "".join(
+            f"{r},{i},{KEYPOINT_COLUMNS[f]},\n" for r, i, f in
+            zip(lookup.row_ids[keep], lookup.image_ids[keep], lookup.features[keep],
+                strict=True)))
+        return path, lookup, keep
+
+    return make

@@ -10,14 +10,16 @@ from facecue.captions.cues import (
     MAX_CHARS,
     MAX_SECONDS,
     MIN_SECONDS,
+    caption_format,
     make_cues,
+    render_captions,
     stylesheet,
     to_srt,
     to_vtt,
     write_captions,
 )
 from facecue.captions.fusion import EmotionalUtterance
-from facecue.speech.transcribe import Utterance, Word
+from facecue.speech.words import Utterance, Word
 
 VTT_TIME = r"(\d\d):(\d\d):(\d\d)\.(\d{3})"
 SRT_TIME = VTT_TIME.replace(r"\.", ",")
@@ -146,6 +148,17 @@ def test_write_captions_all_formats(tmp_path):
         write_captions(tmp_path / "a.txt", ITEMS)
 
 
+def test_rendered_captions_are_what_is_written(tmp_path):
+    """Text for stdout and the files come from the same rendering, format from the suffix."""
+    for name in ("a.vtt", "a.SRT", "a.json", "plain"):
+        fmt = caption_format(tmp_path / name)
+        (path, *_) = write_captions(tmp_path / name, ITEMS, emoji=True)
+        assert path.read_text() == render_captions(ITEMS, fmt, emoji=True)
+    assert [caption_format(None), caption_format("a.srt", "json")] == ["vtt", "json"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == \
+        ["a.SRT", "a.css", "a.json", "a.vtt", "plain", "plain.css"]  # vtt: the default
+
+
 def test_no_utterances_give_an_empty_but_valid_file(tmp_path):
     (vtt, _) = write_captions(tmp_path / "empty.vtt", [])
     assert parse_vtt(vtt.read_text()) == []
@@ -157,7 +170,8 @@ def test_captions_and_sentences_need_no_speech_extra():
             "    sys.modules[m] = None  # importing any of them now fails\n"
             "import facecue.captions.cues, facecue.captions.sentences, facecue.captions.tts\n"
             "import facecue.cli\n"
-            "from facecue.speech.transcribe import Transcriber, WeightsMissingError\n"
+            "from facecue.speech.transcribe import Transcriber\n"
+            "from facecue.speech.weights import WeightsMissingError\n"
             "try:\n"
             "    Transcriber()\n"
             "except WeightsMissingError as e:\n"

@@ -12,7 +12,7 @@ from pipeline_support import model_args  # noqa: E402
 
 from facecue.cli import main  # noqa: E402
 from facecue.speech.audio import load_audio  # noqa: E402
-from facecue.speech.transcribe import SpeechSegmenter  # noqa: E402
+from facecue.speech.segment import SpeechSegmenter  # noqa: E402
 from facecue.speech.wer import wer  # noqa: E402
 
 

@@ -4,7 +4,7 @@ import platform
 
 import pytest
 
-from facecue.cpu import cpu_flags, exact_int8
+from facecue.cpu import cpu_flags, cpu_name, exact_int8
 
 
 def test_flags_of_this_machine_are_read():
@@ -27,3 +27,11 @@ def test_flags_of_this_machine_are_read():
 ])
 def test_exact_int8_rule(machine, flags, exact):
     assert exact_int8(machine, flags) is exact
+
+
+def test_cpu_name_is_read():
+    name = cpu_name()
+    assert name and "\n" not in name
+    if platform.system() == "Linux" and platform.machine().lower() in ("x86_64", "amd64"):
+        with open("/proc/cpuinfo") as f:
+            assert name in f.read()

@@ -9,8 +9,8 @@ from onnx_support import float_convs
 
 from facecue.train.export import export_onnx, quantize_int8
 from facecue.train.fastgraph import _phase_weights, rewritten_stems, speed_up_file
-from facecue.train.keypoints import MeanKeypoints
 from facecue.train.models import KeypointNet, expression_net
+from facecue.train.teacher import MeanKeypoints
 from facecue.vision.runtime import model_card, onnx_session, shipped_model_path
 
 

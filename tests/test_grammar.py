@@ -54,7 +54,7 @@ def test_grammar_reads_a_grid_sentence_whisper_mishears(shared, tmp_path):
 
     from facecue.cli import main
     from facecue.speech.audio import load_audio
-    from facecue.speech.transcribe import SpeechSegmenter
+    from facecue.speech.segment import SpeechSegmenter
     from facecue.speech.wer import word_errors
 
     clip = shared / "media/videos/grid_bbaf2n.mpg"

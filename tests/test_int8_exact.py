@@ -10,8 +10,15 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 
+from facecue.cpu import exact_int8
 from facecue.formats.fer2013 import read_fer2013
-from facecue.vision.runtime import EXACT_INT8, onnx_session, shipped_model_path
+from facecue.vision.runtime import (
+    EXACT_INT8,
+    EXACT_INT8_ENV,
+    int8_session_config,
+    onnx_session,
+    shipped_model_path,
+)
 
 # benchmarks/bench_int8_exact.py on the AVX2-only AMD EPYC, all held-out faces: with the option
 # keypoints 0.085 px, expression 0.050-0.055 (requantization ties rounding the other way);
@@ -47,12 +54,37 @@ def test_shipped_int8_graph_matches_its_unfused_meaning(name, crops):
         assert (got.argmax(1) == want.argmax(1)).mean() > 0.99
 
 
-def test_every_session_asks_for_exact_int8_products():
-    # on a VNNI CPU the test above passes without the option: this one guards it there
+def test_sessions_ask_for_exact_products_only_where_this_cpu_needs_them(monkeypatch):
+    # on a VNNI CPU the test above passes without the option: this one guards the rule there
+    monkeypatch.delenv(EXACT_INT8_ENV, raising=False)
     options = onnx_session(shipped_model_path("keypoints15")).get_session_options()
-    for key, value in EXACT_INT8.items():
-        assert options.get_session_config_entry(key) == value
+    asked = options.get_session_config_entry("session.x64quantprecision") == "1"
+    assert asked is not exact_int8()
+
+
+@pytest.mark.parametrize(("machine", "flags", "config"), [
+    ("x86_64", {"avx2", "fma"}, EXACT_INT8),  # AVX2 only: saturating sums without it
+    ("x86_64", {"avx2", "avx512f", "avx512bw"}, EXACT_INT8),
+    ("x86_64", {"avx2", "avx512f", "avx512_vnni"}, {}),  # exact already: the option only slows
+    ("x86_64", {"avx2", "avx_vnni"}, {}),
+    ("x86_64", set(), EXACT_INT8),  # flags unknown: the safe side
+    ("aarch64", set(), {}),
+])
+def test_exact_products_rule_per_cpu(monkeypatch, machine, flags, config):
+    monkeypatch.delenv(EXACT_INT8_ENV, raising=False)
+    assert int8_session_config(machine, flags) == config
     assert "session.x64quantprecision" in EXACT_INT8
+
+
+def test_exact_products_can_be_forced_either_way(monkeypatch):
+    vnni = ("x86_64", {"avx512_vnni"})
+    monkeypatch.setenv(EXACT_INT8_ENV, "1")
+    assert int8_session_config(*vnni) == EXACT_INT8
+    monkeypatch.setenv(EXACT_INT8_ENV, "0")
+    assert int8_session_config("x86_64", {"avx2"}) == {}
+    monkeypatch.setenv(EXACT_INT8_ENV, "yes")
+    with pytest.raises(ValueError, match="FACECUE_EXACT_INT8"):
+        int8_session_config(*vnni)
 
 
 @pytest.mark.parametrize("name", ["keypoints15", "expression_fer7", "expression_fer5"])

@@ -14,15 +14,30 @@ from onnx_support import float_convs  # noqa: E402
 import facecue.train.keypoints as tk  # noqa: E402
 from facecue.cli import main  # noqa: E402
 from facecue.formats.kaggle_keypoints import (  # noqa: E402
-    read_id_lookup,
     read_submission,
     read_training_csv,
     write_test_csv,
     write_training_csv,
 )
-from facecue.labels import KEYPOINT_COLUMNS, KEYPOINT_NAMES  # noqa: E402
+from facecue.labels import KEYPOINT_NAMES  # noqa: E402
+from facecue.train.augment import (  # noqa: E402
+    FLIP_ORDER,
+    augment_keypoints,
+    hflip,
+    random_affine,
+    warp,
+    warp_points,
+)
+from facecue.train.backbone import (  # noqa: E402
+    fer_as_keypoint_crops,
+    fer_face_box,
+    load_initial_weights,
+)
 from facecue.train.export import export_onnx  # noqa: E402
+from facecue.train.lineage import elapsed_on_cores  # noqa: E402
+from facecue.train.losses import masked_loss, point_loss  # noqa: E402
 from facecue.train.models import KeypointNet  # noqa: E402
+from facecue.train.teacher import blend_labels  # noqa: E402
 from facecue.vision.runtime import KeypointModel  # noqa: E402
 
 TINY = ["--epochs", "1", "--limit", "24", "--width", "4", "--batch-size", "8",
@@ -50,25 +65,25 @@ def train_csv(yt_sample, tmp_path_factory):
 
 def test_flip_twice_is_identity_and_swaps_sides(crops):
     x, k = crops
-    fx, fk = tk.hflip(x, k)
-    xx, kk = tk.hflip(fx, fk)
+    fx, fk = hflip(x, k)
+    xx, kk = hflip(fx, fk)
     assert torch.equal(xx, x) and torch.allclose(kk, k)
     left, right = KEYPOINT_NAMES.index("left_eye_center"), KEYPOINT_NAMES.index("right_eye_center")
     assert torch.allclose(fk[:, left, 0], 96 - k[:, right, 0])
     assert (fk[:, left, 0] > fk[:, right, 0]).all()  # subject's left stays on the image right
-    assert sorted(tk.FLIP_ORDER) == list(range(15))
+    assert sorted(FLIP_ORDER) == list(range(15))
 
 
 def test_warped_points_follow_the_pixels(crops):
     """A bright dot at a keypoint lands where warp_points says, for a random affine warp."""
     x, k = crops
     gen = torch.Generator().manual_seed(0)
-    theta = tk.random_affine(8, gen, rotate_deg=15, scale=0.1, shift=0.05, flip=False)
+    theta = random_affine(8, gen, rotate_deg=15, scale=0.1, shift=0.05, flip=False)
     dots = torch.zeros(8, 1, 96, 96)
     px = k[:8, 10].round().long()  # nose tips
     dots[torch.arange(8), 0, px[:, 1], px[:, 0]] = 255.0
-    moved = tk.warp_points(px[:, None].float() + 0.5, theta)[:, 0]  # pixel centres
-    out = tk.warp(dots, theta)[:, 0]
+    moved = warp_points(px[:, None].float() + 0.5, theta)[:, 0]  # pixel centres
+    out = warp(dots, theta)[:, 0]
     peak = out.flatten(1).argmax(1)
     got = torch.stack([peak % 96, peak // 96], 1).float() + 0.5
     assert (got - moved).abs().max() <= 1.0
@@ -76,8 +91,8 @@ def test_warped_points_follow_the_pixels(crops):
 
 def test_cutout_blanks_pixels_but_keeps_the_keypoints(crops):
     x, k = crops
-    plain = tk.augment(x, k, torch.Generator().manual_seed(0), cutout_prob=0.0)
-    cut = tk.augment(x, k, torch.Generator().manual_seed(0), cutout_prob=1.0)
+    plain = augment_keypoints(x, k, torch.Generator().manual_seed(0), cutout_prob=0.0)
+    cut = augment_keypoints(x, k, torch.Generator().manual_seed(0), cutout_prob=1.0)
     assert torch.equal(plain[1], cut[1])  # the targets under the blank stay where they were
     changed = (plain[0] != cut[0]).flatten(1).any(1)
     assert changed.float().mean() > 0.5
@@ -89,16 +104,16 @@ def test_masked_loss_ignores_missing():
     target = torch.randn(4, 30)
     target[1, :10] = float("nan")
     target[3] = float("nan")
-    loss = tk.masked_loss(pred, target)
+    loss = masked_loss(pred, target)
     present = ~torch.isnan(target)
     want = torch.nn.functional.smooth_l1_loss(pred[present], target[present])
     assert torch.allclose(loss, want)
     loss.backward()
     assert (pred.grad[~present] == 0).all() and (pred.grad[present] != 0).any()
-    assert float(tk.masked_loss(pred, torch.full((4, 30), float("nan")))) == 0.0
+    assert float(masked_loss(pred, torch.full((4, 30), float("nan")))) == 0.0
 
 
-def test_kaggle_round_trip_train_predict_submit(train_csv, yt_sample, kaggle_dir, tmp_path):
+def test_kaggle_round_trip_train_predict_submit(train_csv, yt_sample, lookup_subset, tmp_path):
     """training.csv -> train -> ONNX -> test.csv -> submission for the real lookup table,
     filtered to the ImageIds we have."""
     run = tmp_path / "run"
@@ -110,14 +125,9 @@ def test_kaggle_round_trip_train_predict_submit(train_csv, yt_sample, kaggle_dir
     ids = np.arange(1, 11)
     test_csv = tmp_path / "test.csv"
     write_test_csv(test_csv, ids, rows.images[:10])
-    lookup = read_id_lookup(kaggle_dir / "IdLookupTable.csv.gz")
-    keep = lookup.image_ids <= 10
-    small = tmp_path / "IdLookupTable.csv"
-    small.write_text("RowId,ImageId,FeatureName,Location\n" + "".join(
-        f"{r},{i},{KEYPOINT_COLUMNS[f]},\n" for r, i, f in
-        zip(lookup.row_ids[keep], lookup.image_ids[keep], lookup.features[keep], strict=True)))
+    small, lookup, keep = lookup_subset(tmp_path, 10)
     out = tmp_path / "submission.csv"
-    assert main(["keypoints", "submit", "--test", str(test_csv), "--lookup", str(small),
+    assert main(["submit", "keypoints", "--test", str(test_csv), "--lookup", str(small),
                  "--out", str(out), "--model", str(run / "keypoints15.onnx")]) == 0
     row_ids, loc = read_submission(out)
     assert row_ids.tolist() == lookup.row_ids[keep].tolist()
@@ -132,13 +142,13 @@ def test_point_loss_is_the_mean_point_distance_over_present_points():
     target = torch.zeros(2, 30)
     target[0, 0:2] = torch.tensor([3.0, 4.0])  # point 0 of face 0 is 5 px off
     target[1, 2:4] = float("nan")  # point 1 of face 1 is missing
-    loss = tk.point_loss(pred, target)
+    loss = point_loss(pred, target)
     # 29 present points; each distance carries the loss's 1e-6 px^2 smoothing
     assert float(loss) == pytest.approx((25 + 1e-6) ** 0.5 / 29 + 28 * 1e-3 / 29, rel=1e-5)
     loss.backward()
     assert (pred.grad[1, 2:4] == 0).all()
     assert pred.grad[0, 0] < 0 and pred.grad[0, 1] < 0  # pulled toward (3, 4)
-    assert float(tk.point_loss(pred, torch.full((2, 30), float("nan")))) == 0.0
+    assert float(point_loss(pred, torch.full((2, 30), float("nan")))) == 0.0
 
 
 def test_weight_average_leaves_training_alone_and_resumes(train_csv, tmp_path, monkeypatch):
@@ -207,7 +217,7 @@ def test_onnx_export_matches_torch(yt_sample, tmp_path, head):
 
 
 def test_ship_builds_the_mean_of_runs_and_an_honest_int8_card(yt_sample, tmp_path):
-    """Two tiny real runs -> `keypoints ship`: the float build is the mean of the members,
+    """Two tiny real runs -> `ship keypoints`: the float build is the mean of the members,
     the int8 build stays close to it, and its card's figures are the file's own."""
     from facecue.evaluation.evaluate import evaluate_keypoints
     from facecue.fileio import file_sha256
@@ -222,9 +232,9 @@ def test_ship_builds_the_mean_of_runs_and_an_honest_int8_card(yt_sample, tmp_pat
         assert main(["train", "keypoints", "--data", str(data), "--out", str(runs[-1]),
                      "--epochs", "2", "--width", "4", "--batch-size", "8", "--threads", "1",
                      "--seed", seed, *options]) == 0
-    assert main(["keypoints", "ship", *map(str, runs), "--weights", str(tmp_path / "float"),
+    assert main(["ship", "keypoints", *map(str, runs), "--weights", str(tmp_path / "float"),
                  "--no-quantize"]) == 0
-    assert main(["keypoints", "ship", *map(str, runs), "--weights", str(tmp_path / "int8")]) == 0
+    assert main(["ship", "keypoints", *map(str, runs), "--weights", str(tmp_path / "int8")]) == 0
 
     x = torch.from_numpy(rows.images.astype(np.float32))[:, None]
     want = 0
@@ -271,7 +281,7 @@ def test_final_refit_with_val_trains_on_val_keeps_the_last_epoch_and_says_so(yt_
     best = torch.load(run / "best.pt")
     assert all(torch.equal(best[k], v) for k, v in last.items())
 
-    assert main(["keypoints", "ship", str(run), "--weights", str(tmp_path / "w"),
+    assert main(["ship", "keypoints", str(run), "--weights", str(tmp_path / "w"),
                  "--no-quantize"]) == 0
     card = json.loads((tmp_path / "w" / "keypoints15.json").read_text())
     assert set(card["metrics"]) == {"val_trained_on", "test"}
@@ -293,7 +303,7 @@ def test_blend_labels_relabels_only_the_named_splits(yt_sample, tmp_path):
     assert main(["train", "keypoints", "--data", str(data), "--out", str(teacher),
                  "--epochs", "1", "--width", "4", "--batch-size", "8", "--threads", "1"]) == 0
     out = tmp_path / "blend.csv"
-    argv = ["keypoints", "blend-labels", str(teacher), "--data", str(data), "--out", str(out),
+    argv = ["label", "blend", str(teacher), "--data", str(data), "--out", str(out),
             "--weight", "0.25"]
     assert main(argv) == 0
     got, rows = read_training_csv(out), read_training_csv(data)  # as written, rounded
@@ -312,12 +322,12 @@ def test_blend_labels_relabels_only_the_named_splits(yt_sample, tmp_path):
     assert record["command"] == shlex.join(["facecue", *argv])
     assert record["splits"] == ["train"] and record["teachers"] == [str(teacher)]
     with pytest.raises(ValueError, match="held out"):
-        tk.blend_labels([teacher], str(data), tmp_path / "x.csv", ["train", "test"])
+        blend_labels([teacher], str(data), tmp_path / "x.csv", ["train", "test"])
 
     student = tmp_path / "student"
     assert main(["train", "keypoints", "--data", str(out), "--out", str(student),
                  "--epochs", "1", "--width", "4", "--batch-size", "8", "--threads", "1"]) == 0
-    assert main(["keypoints", "ship", str(student), "--weights", str(tmp_path / "w"),
+    assert main(["ship", "keypoints", str(student), "--weights", str(tmp_path / "w"),
                  "--no-quantize"]) == 0
     card = json.loads((tmp_path / "w" / "keypoints15.json").read_text())
     assert card["data"]["relabelled_with"] == record["command"]
@@ -343,10 +353,10 @@ def test_fer_pretraining_crops_are_framed_like_the_pipelines_keypoint_crops(fer_
             c = crop_face(scene, found[0].box, KEYPOINTS_CROP)
             regions.append(((c.x0 - 64) / 192, (c.y0 - 64) / 192, c.side / 192))
     assert len(regions) > 200
-    ours = crop_face(faces[0], tk.fer_face_box(48), KEYPOINTS_CROP)
+    ours = crop_face(faces[0], fer_face_box(48), KEYPOINTS_CROP)
     np.testing.assert_allclose((ours.x0 / 48, ours.y0 / 48, ours.side / 48),
                                np.median(regions, axis=0), atol=0.02)
-    crops = tk.fer_as_keypoint_crops(faces[:4])
+    crops = fer_as_keypoint_crops(faces[:4])
     assert crops.shape == (4, 96, 96) and crops.dtype == np.uint8
     assert np.array_equal(crops[0], ours.image)
 
@@ -361,11 +371,11 @@ def test_backbone_pretrained_on_fer_starts_keypoint_training(fer_sample, train_c
                  "--epochs", "1", "--width", "4", "--limit", "64", "--threads", "1"]) == 0
     state = torch.load(bb / "best.pt")
     net = KeypointNet(width=4)
-    tk.load_initial_weights(net, bb / "best.pt")
+    load_initial_weights(net, bb / "best.pt")
     for key, value in net.features.state_dict().items():
         assert torch.equal(value, state[f"features.{key}"]), key
     with pytest.raises(ValueError, match="width"):
-        tk.load_initial_weights(KeypointNet(width=8), bb / "best.pt")
+        load_initial_weights(KeypointNet(width=8), bb / "best.pt")
     run = tmp_path / "run"
     assert main(["train", "keypoints", "--data", str(train_csv), "--out", str(run), *TINY,
                  "--init", str(bb / "best.pt")]) == 0
@@ -374,7 +384,7 @@ def test_backbone_pretrained_on_fer_starts_keypoint_training(fer_sample, train_c
 
 
 def test_pseudo_labels_teach_a_student_that_starts_from_a_run(fer_sample, train_csv, tmp_path):
-    """`keypoints pseudo-label` writes real FER faces with the runs' mean keypoints as a
+    """`label pseudo` writes real FER faces with the runs' mean keypoints as a
     Kaggle CSV; a student trains on it, and `--init` carries every weight of its best.pt into
     the next run (another width is refused)."""
     from facecue.formats.fer2013 import read_fer2013
@@ -385,11 +395,11 @@ def test_pseudo_labels_teach_a_student_that_starts_from_a_run(fer_sample, train_
         assert main(["train", "keypoints", "--data", str(train_csv), "--out", str(run), *TINY,
                      "--seed", str(seed)]) == 0
     pseudo = tmp_path / "pseudo.csv.gz"
-    assert main(["keypoints", "pseudo-label", *map(str, teachers), "--fer", str(fer_sample),
+    assert main(["label", "pseudo", *map(str, teachers), "--fer", str(fer_sample),
                  "--out", str(pseudo), "--limit", "40"]) == 0
     rows = read_training_csv(pseudo)
     faces = read_fer2013(fer_sample)[0].split("Training").images[:40]
-    assert np.array_equal(rows.images, tk.fer_as_keypoint_crops(faces))
+    assert np.array_equal(rows.images, fer_as_keypoint_crops(faces))
     want = 0
     for run in teachers:
         net = KeypointNet(width=4)
@@ -400,21 +410,21 @@ def test_pseudo_labels_teach_a_student_that_starts_from_a_run(fer_sample, train_
     student = tmp_path / "student"
     assert main(["train", "keypoints", "--data", str(pseudo), "--out", str(student), *TINY]) == 0
     net = KeypointNet(width=4)
-    tk.load_initial_weights(net, student / "best.pt")
+    load_initial_weights(net, student / "best.pt")
     for key, value in torch.load(student / "best.pt").items():
         assert torch.equal(net.state_dict()[key], value), key
     with pytest.raises(ValueError, match="conv stages"):
-        tk.load_initial_weights(KeypointNet(width=8), student / "best.pt")
+        load_initial_weights(KeypointNet(width=8), student / "best.pt")
     other_heads = KeypointNet(width=4, context_head=True, fine_heatmaps=True)
     fresh = {k: v.clone() for k, v in other_heads.state_dict().items()}
-    tk.load_initial_weights(other_heads, student / "best.pt")  # conv stages only
+    load_initial_weights(other_heads, student / "best.pt")  # conv stages only
     for key, value in other_heads.state_dict().items():
         assert torch.equal(value, torch.load(student / "best.pt")[key] if
                            key.startswith("features.") else fresh[key]), key
     ft = tmp_path / "ft"
     assert main(["train", "keypoints", "--data", str(train_csv), "--out", str(ft),
                  *TINY, "--init", str(student / "best.pt")]) == 0
-    assert main(["keypoints", "ship", str(ft), "--weights", str(tmp_path / "w"),
+    assert main(["ship", "keypoints", str(ft), "--weights", str(tmp_path / "w"),
                  "--no-quantize"]) == 0
     card = json.loads((tmp_path / "w" / "keypoints15.json").read_text())
     steps = card["training_steps"]  # every step behind the model, upstream first, each once
@@ -437,9 +447,9 @@ def test_elapsed_on_cores_waits_for_inputs_and_a_free_core():
     steps = [{"step": "a", "seconds": 10.0}, {"step": "b", "seconds": 4.0},
              {"step": "c", "seconds": 3.0, "after": ["b"]},
              {"step": "d", "seconds": 5.0, "after": ["a", "c"]}]
-    assert tk.elapsed_on_cores(steps) == 15.0
-    assert tk.elapsed_on_cores(steps, cores=1) == 22.0
-    assert tk.elapsed_on_cores([]) == 0.0
+    assert elapsed_on_cores(steps) == 15.0
+    assert elapsed_on_cores(steps, cores=1) == 22.0
+    assert elapsed_on_cores([]) == 0.0
 
 
 def test_member_selection_scores_best_last_and_averaged_weights(yt_sample, tmp_path):

@@ -3,24 +3,27 @@
 from __future__ import annotations
 
 import http.server
+import json
 import shutil
 import threading
+import time
 from functools import partial
-from importlib import resources
 
 import cv2
 import numpy as np
 import pytest
 from pipeline_support import make_pipeline, read_frames
 
+import facecue
+from facecue import api
 from facecue.api import run
+from facecue.video.annotate import FrameRate
 from facecue.video.sinks import JsonlSink, SummarySink
 from facecue.video.smooth import LabelSmoother, OneEuroFilter
+from facecue.video.sources import DEMO_CLIP as DEMO
 from facecue.video.sources import ArraySource, SourceError, VideoSource, open_source
 from facecue.video.track import iou
 from facecue.vision.detect import HaarDetector, MediaPipeDetector
-
-DEMO = resources.files("facecue") / "assets/demo_astronaut.mp4"
 
 
 @pytest.fixture(scope="module")
@@ -38,11 +41,45 @@ def results_of(pipe, source):
 
 
 def test_single_face_clip_keeps_one_id_without_detecting_every_frame(pipe, videos):
-    results = results_of(pipe, videos / "pyfeat_single_face.mp4")
+    faces = pipe.stream(videos / "pyfeat_single_face.mp4")
+    results = [r for _, r in faces]
     assert len(results) == 72
     assert sum(bool(r.faces) for r in results) >= 0.95 * len(results)
     assert {f.track_id for r in results for f in r.faces} == {1}
-    assert pipe.tracker.detections <= len(results) / 3
+    stats = faces.stats  # what the stream counted matches what it gave
+    assert stats.frames == 72 and stats.skipped == 0 and stats.track_ids == {1}
+    assert stats.face_frames == sum(bool(r.faces) for r in results)
+    assert 0 < stats.detections <= len(results) / 3
+    stages = stats.stage_ms()
+    assert set(stages) == {"decode", "convert", "track", "detect", "crop", "expression",
+                           "keypoints", "smooth"}
+    assert all(v >= 0 for v in stages.values()) and stages["expression"] > 0
+
+
+def test_smoothing_state_lives_with_the_stream_and_forgets_ended_faces(pipe):
+    # The built-in clip's face leaves the frame and a new one (ID 2) comes back later.
+    faces = pipe.stream(str(DEMO))
+    held = []
+    for _ in faces:
+        alive = {tr.id for tr in faces.tracker.tracks}
+        assert len(faces.smoother) <= len(alive)
+        held.append(len(faces.smoother))
+    assert faces.stats.track_ids == {1, 2}
+    assert 0 in held[held.index(1):]  # face 1's filters went with its track
+
+
+def test_streams_share_the_loaded_models_but_not_their_state(videos):
+    loads = api._default_pipeline.cache_info().misses
+    clip = videos / "grid_bbaf2n.mpg"
+    one, two = facecue.stream(clip), facecue.stream(clip)
+    pairs = list(zip(one, two, strict=True))  # interleaved: each stream tracks on its own
+    assert len(pairs) == 75
+    for a, b in pairs:
+        assert [f.track_id for f in a.faces] == [f.track_id for f in b.faces] == [1]
+        assert np.array_equal(a.faces[0].keypoints, b.faces[0].keypoints)
+        assert np.array_equal(a.faces[0].expression.probs, b.faces[0].expression.probs)
+    facecue.analyze(read_frames(clip, limit=1)[0])
+    assert api._default_pipeline.cache_info().misses - loads <= 1  # loaded once at most
 
 
 def every_third(path):
@@ -171,17 +208,36 @@ def test_dead_sources_fail_clearly(tmp_path):
         open_source(tmp_path)
 
 
-def test_http_url_to_a_clip_plays_once_and_ends(pipe, videos):
-    handler = partial(http.server.SimpleHTTPRequestHandler, directory=str(videos))
+class _CountingHandler(http.server.SimpleHTTPRequestHandler):
+    requests: list[str] = []
+
+    def do_GET(self):
+        self.requests.append(self.path)
+        super().do_GET()
+
+    def log_message(self, *args):
+        pass
+
+
+def test_http_url_to_a_clip_plays_once_and_ends(pipe, videos, tmp_path):
+    handler = partial(_CountingHandler, directory=str(videos))
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
         # MPEG-PS: python's http.server has no range requests, which MP4 needs for seeking.
         url = f"http://127.0.0.1:{server.server_port}/grid_bbaf2n.mpg"
-        results = results_of(pipe, url)
+        report = run(url, tmp_path / "out", pipeline=pipe)
     finally:
         server.shutdown()
-    assert len(results) == 75 and {f.track_id for r in results for f in r.faces} == {1}
+        server.server_close()
+    # The run opened the URL once, and its report says what the stream did and wrote.
+    assert _CountingHandler.requests == ["/grid_bbaf2n.mpg"]
+    assert (report.frames, report.skipped, report.face_frames, report.track_ids) == (
+        75, 0, 75, (1,))
+    assert report.files == tuple(tmp_path / "out" / n for n in (
+        "annotated.mp4", "summary.csv", "snapshots", "faces.jsonl"))
+    assert report.fps > 0 and report.stage_ms["expression"] > 0
+    assert json.loads(json.dumps(report.as_dict()))["files"][-1].endswith("faces.jsonl")
 
 
 class _LiveHandler(http.server.BaseHTTPRequestHandler):
@@ -199,7 +255,7 @@ class _LiveHandler(http.server.BaseHTTPRequestHandler):
         pass
 
 
-def test_live_stream_reconnects_then_stops_when_the_server_is_gone(videos, capsys):
+def test_live_stream_reconnects_then_stops_when_the_server_is_gone(videos, caplog):
     _LiveHandler.clip = (videos / "grid_bbaf2n.mpg").read_bytes()
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _LiveHandler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
@@ -215,8 +271,9 @@ def test_live_stream_reconnects_then_stops_when_the_server_is_gone(videos, capsy
             server.shutdown()
             server.server_close()
     assert 10 <= frames <= 75  # what was sent; then two failed reconnects, a clean stop
-    err = capsys.readouterr().err
-    assert "reconnecting (2/2)" in err and "stopped sending frames" in err
+    said = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert f"{url}: no frames; reconnecting (2/2)" in said
+    assert f"{url}: source stopped sending frames (disconnected?); stopping" in said
 
 
 def test_folder_of_images_with_a_broken_one(pipe, shared, tmp_path):
@@ -252,8 +309,8 @@ def test_long_stream_runs_in_constant_memory(pipe, tmp_path):
                 rss.append(_rss_mb())
 
     sinks = [JsonlSink(tmp_path / "f.jsonl"), Probe(tmp_path / "s.csv", pipe.expression.labels)]
-    stats = run(ArraySource(frames(1000)), sinks, pipe)
-    assert stats.frames == 1000
+    report = run(ArraySource(frames(1000)), sinks=sinks, pipeline=pipe)
+    assert report.frames == 1000 and report.files == (tmp_path / "f.jsonl", tmp_path / "s.csv")
     assert rss[1] - rss[0] < 15, rss
 
 
@@ -270,3 +327,28 @@ def test_mediapipe_detector_or_how_to_install_it(shared):
     assert len(mp) == len(haar) == 2
     for a, b in zip(haar, mp, strict=True):  # boxes moved to the Haar framing
         assert iou(np.array(a.box, float), np.array(b.box, float)) > 0.7
+
+
+def test_overlay_frame_rate_is_steady_on_a_real_clip(pipe):
+    """The overlay's counter: frames over the last second. Single frames of the built-in clip
+    take from under a millisecond (no face in view) to tens (a detection), so one over each
+    frame's time jumped between tens and thousands of FPS."""
+    ends = []
+    for _ in pipe.stream(str(DEMO)):
+        ends.append(time.perf_counter())
+    # The run's own frame times, paced to 3 s whatever this machine's speed.
+    t = (np.array(ends) - ends[0]) * 3.0 / (ends[-1] - ends[0])
+    single = 1 / np.diff(t)
+    assert np.percentile(single, 95) > 10 * np.percentile(single, 5)
+    rate, shown = FrameRate(), []
+    for now in t:
+        rate.tick(now)
+        shown.append(rate.fps)
+    assert shown[0] is None
+    settled = np.array(shown[int(np.searchsorted(t, 1.0)):])  # a second of history
+    assert settled.max() < 3 * settled.min()
+    assert np.abs(np.diff(settled) / settled[:-1]).max() < 0.25  # no jumps frame to frame
+    steady = FrameRate()
+    for now in np.arange(0, 3, 1 / 25):
+        steady.tick(now)
+    assert steady.fps == pytest.approx(25.0)

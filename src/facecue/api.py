@@ -1,22 +1,35 @@
-"""The Python API: ``analyze`` one image, ``stream`` results from any source, ``run`` to sinks."""
+"""The Python API: ``analyze`` one image, ``stream`` results from any source, ``run`` a source
+into files and a window.
+
+Loaded models are shared: every call without a ``pipeline`` uses one pipeline per label set,
+loaded on first use (each stream still has its own tracking and smoothing).
+"""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 
 from facecue.results import Face, FrameResult
-from facecue.video.annotate import annotate
-from facecue.video.pipeline import Pipeline
-from facecue.video.sinks import JsonlSink, Sink, SnapshotSink, SummarySink, VideoSink, WindowSink
-from facecue.video.sources import FrameSource, open_source
+from facecue.video.annotate import FrameRate, annotate
+from facecue.video.pipeline import Pipeline, Source
+from facecue.video.sinks import (
+    JsonlSink,
+    Sink,
+    SnapshotSink,
+    SummarySink,
+    VideoSink,
+    WindowSink,
+    has_display,
+)
+from facecue.video.sources import demo_source, image_files, open_source
 
-Source = int | str | Path | FrameSource | Iterable[np.ndarray]
+Speech = Callable[[FrameResult], str | None]
 
 
 @lru_cache(maxsize=2)
@@ -30,90 +43,128 @@ def analyze(image: np.ndarray | str | Path, labels: str = "fer7",
     return (pipeline or _default_pipeline(labels)).analyze(image)
 
 
+@dataclass(frozen=True, kw_only=True)
+class ImageFaces:
+    """The faces of one image file, or why it could not be read."""
+
+    path: Path
+    faces: list[Face]
+    error: str | None = None  # set when the file is missing or not an image
+
+
+def analyze_files(paths: Iterable[str | Path], labels: str = "fer7",
+                  pipeline: Pipeline | None = None) -> Iterator[ImageFaces]:
+    """Faces of each image file in ``paths`` (a folder stands for its images, sorted), one
+    by one; a file that cannot be read gives its error and the rest go on."""
+    pipe = pipeline or _default_pipeline(labels)
+    for path in image_files(paths):
+        try:
+            yield ImageFaces(path=path, faces=pipe.analyze(path))
+        except (OSError, ValueError) as e:
+            yield ImageFaces(path=path, faces=[], error=str(e))
+
+
 def stream(source: Source = 0, labels: str = "fer7",
            pipeline: Pipeline | None = None) -> Iterator[FrameResult]:
     """Results frame by frame from a webcam index, video, URL, image(s) or array frames."""
-    pipe = pipeline or Pipeline(labels=labels)
-    for _, result in pipe.stream(source):
+    for _, result in (pipeline or _default_pipeline(labels)).stream(source):
         yield result
 
 
-def run_to_folder(source: Source, out: str | Path | None = None, jsonl: str | Path | None = None,
-                  window: bool = False, pipeline: Pipeline | None = None,
-                  max_frames: int = 0, snapshot_every: float = 0.0,
-                  speech: Callable[[FrameResult], str | None] | None = None
-                  ) -> tuple[RunStats, list[Path]]:
-    """Run with the usual outputs: ``out``/annotated.mp4, faces.jsonl (unless ``jsonl`` says
-    elsewhere; ``-`` is stdout), summary.csv and snapshots/ (each new face, and every
-    ``snapshot_every`` seconds if set), plus an optional window."""
-    pipe = pipeline or Pipeline()
-    src = open_source(source)  # fails before any output file is started
-    sinks: list[Sink] = []
-    if window:
-        sinks.append(WindowSink())
-    if out is not None:
-        out = Path(out)
-        sinks += [VideoSink(out / "annotated.mp4", src.fps),
-                  SummarySink(out / "summary.csv", pipe.expression.labels),
-                  SnapshotSink(out / "snapshots", snapshot_every)]
-        jsonl = jsonl or out / "faces.jsonl"
-    if jsonl is not None:
-        sinks.append(JsonlSink(jsonl))
-    stats = run(src, sinks, pipe, max_frames, speech)
-    files = [s.path for s in sinks if isinstance(getattr(s, "path", None), Path)
-             and s.path.exists()]
-    return stats, files
+@dataclass(frozen=True, kw_only=True)
+class RunReport:
+    """What :func:`run` did: frames processed and skipped, faces seen, speed, files written."""
 
-
-@dataclass
-class RunStats:
-    """What a run did: frames processed and skipped, faces seen, speed per stage."""
-
-    frames: int = 0
-    skipped: int = 0
-    face_frames: int = 0  # frames with at least one face
-    ids: set[int] = field(default_factory=set)
-    seconds: float = 0.0
-    stage_ms: dict[str, float] = field(default_factory=dict)  # mean ms per frame
+    frames: int
+    skipped: int  # frames the source could not decode
+    face_frames: int  # frames with at least one face
+    track_ids: tuple[int, ...]  # every face ID seen, in order
+    seconds: float  # wall time of the run
+    stage_ms: dict[str, float]  # mean milliseconds per frame of each pipeline stage
+    files: tuple[Path, ...]  # files written (a folder for the snapshots)
 
     @property
     def fps(self) -> float:
         return self.frames / self.seconds if self.seconds > 0 else 0.0
 
+    def as_dict(self) -> dict:
+        """JSON-ready: the fields, ``fps``, paths as text."""
+        return {"frames": self.frames, "skipped": self.skipped, "face_frames": self.face_frames,
+                "track_ids": list(self.track_ids), "seconds": round(self.seconds, 3),
+                "fps": round(self.fps, 2),
+                "stage_ms": {k: round(v, 3) for k, v in self.stage_ms.items()},
+                "files": [str(f) for f in self.files]}
 
-def run(source: Source, sinks: list[Sink], pipeline: Pipeline | None = None,
-        max_frames: int = 0, speech: Callable[[FrameResult], str | None] | None = None
-        ) -> RunStats:
-    """Run the pipeline over ``source`` into ``sinks`` until the end, a sink's stop or
-    ``max_frames``; sinks are closed (files moved into place) even on errors or Ctrl-C.
+
+def run(source: Source, out: str | Path | None = None, *, jsonl: str | Path | None = None,
+        window: bool = False, pipeline: Pipeline | None = None, labels: str = "fer7",
+        max_frames: int = 0, snapshot_every: float = 0.0, speech: Speech | None = None,
+        sinks: Iterable[Sink] = ()) -> RunReport:
+    """Run the pipeline over ``source`` until it ends, the window is closed (``q``/Esc) or
+    ``max_frames`` are done, and write what was asked:
+
+    - ``out``: a folder with ``annotated.mp4``, ``faces.jsonl`` (one record per frame and
+      face, :class:`facecue.video.sinks.JsonlSink`), ``summary.csv`` (one row per face ID)
+      and ``snapshots/`` (a PNG when a new face appears, and every ``snapshot_every``
+      seconds if set);
+    - ``jsonl``: the JSON Lines somewhere else (``-`` is standard output);
+    - ``window``: a live window (when the display fails the run goes on without it);
+    - ``sinks``: any other :class:`~facecue.video.sinks.Sink`.
+
     ``speech`` (e.g. :class:`facecue.captions.live.SpeechFeed`) gives the caption drawn on
-    each frame."""
-    pipe = pipeline or Pipeline()
-    stats = RunStats()
-    draw = any(s.wants_image for s in sinks)
-    fps = None
-    start = last = time.perf_counter()
+    each frame. Files are complete and every sink is closed even on errors or Ctrl-C.
+    """
+    pipe = pipeline or _default_pipeline(labels)
+    src = open_source(source)  # fails before any output file is started
     try:
-        for frame, result in pipe.stream(source):
+        targets = _sinks(out, jsonl, window, snapshot_every, src.fps, pipe.expression.labels)
+    except BaseException:
+        src.close()
+        raise
+    targets += sinks
+    faces = pipe.stream(src)
+    draw = any(s.wants_image for s in targets)
+    rate = FrameRate()
+    start = time.perf_counter()
+    try:
+        for frame, result in faces:
             caption = speech(result) if speech is not None else None
-            image = annotate(frame.image, result, fps, caption) if draw else None
-            for sink in sinks:
+            image = annotate(frame.image, result, rate.fps, caption) if draw else None
+            for sink in targets:
                 sink.write(image, result)
-            stats.frames += 1
-            stats.face_frames += bool(result.faces)
-            stats.ids |= {f.track_id for f in result.faces if f.track_id is not None}
-            now = time.perf_counter()
-            fps = 1.0 / max(now - last, 1e-6) if fps is None else \
-                0.9 * fps + 0.1 / max(now - last, 1e-6)
-            last = now
-            if any(s.stop_requested for s in sinks) or stats.frames == max_frames:
+            rate.tick()
+            if any(s.stop_requested for s in targets) or faces.stats.frames == max_frames:
                 break
     finally:
-        for sink in sinks:
+        faces.close()
+        for sink in targets:
             sink.close()
         if speech is not None and hasattr(speech, "close"):
             speech.close()
-    stats.seconds = time.perf_counter() - start
-    stats.skipped = pipe.source.skipped
-    stats.stage_ms = pipe.stage_ms(stats.frames)
-    return stats
+    stats = faces.stats
+    return RunReport(frames=stats.frames, skipped=stats.skipped, face_frames=stats.face_frames,
+                     track_ids=tuple(sorted(stats.track_ids)),
+                     seconds=time.perf_counter() - start, stage_ms=stats.stage_ms(),
+                     files=tuple(f for s in targets for f in s.files))
+
+
+def _sinks(out: str | Path | None, jsonl: str | Path | None, window: bool,
+           snapshot_every: float, fps: float, labels: tuple[str, ...]) -> list[Sink]:
+    sinks: list[Sink] = [WindowSink()] if window else []
+    if out is not None:
+        out = Path(out)
+        sinks += [VideoSink(out / "annotated.mp4", fps), SummarySink(out / "summary.csv", labels),
+                  SnapshotSink(out / "snapshots", snapshot_every)]
+        jsonl = jsonl or out / "faces.jsonl"
+    if jsonl is not None:
+        sinks.append(JsonlSink(jsonl))
+    return sinks
+
+
+def demo(out: str | Path = "facecue-demo", *, builtin: bool = False, max_frames: int = 300,
+         pipeline: Pipeline | None = None, labels: str = "fer7") -> RunReport:
+    """The whole pipeline into ``out``: ``max_frames`` of the webcam, with a window where
+    there is a display; with no webcam (or ``builtin``), all of the built-in clip."""
+    source = demo_source(builtin)
+    return run(source, out, window=source.live and has_display()[0], pipeline=pipeline,
+               labels=labels, max_frames=max_frames if source.live else 0)

@@ -40,6 +40,19 @@ def cpu_flags() -> set[str] | None:
     return None
 
 
+def cpu_name() -> str:
+    """The CPU's model name (e.g. ``AMD EPYC``), for benchmark headers; the machine type if
+    it cannot be read."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def exact_int8(machine: str | None = None, flags: set[str] | None = None) -> bool:
     """True where 8-bit products sum without saturating: VNNI on x86, any ARM CPU. An x86
     CPU whose flags cannot be read counts as inexact (the safe side: float is slower, never

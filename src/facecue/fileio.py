@@ -5,19 +5,34 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
+import secrets
 from pathlib import Path
+
+
+def new_file_beside(path: str | Path, suffix: str = ".tmp") -> tuple[int, Path]:
+    """A new empty file in ``path``'s folder to write ``path`` under before renaming it into
+    place: its open descriptor and its name (hidden: ``.NAME.RANDOM`` + ``suffix``).
+
+    Unlike ``tempfile.mkstemp``, which makes every file private (0600), the file gets the
+    mode the user's umask gives new files, and the finished file keeps it.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    while True:
+        tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}{suffix}")
+        try:
+            return os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666), tmp
+        except FileExistsError:
+            continue
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
     """Write ``data`` to ``path`` so readers see the old file or the new one, never a part."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+    fd, tmp = new_file_beside(path)
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
-        os.chmod(tmp, 0o644)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

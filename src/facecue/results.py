@@ -1,4 +1,7 @@
-"""Typed results: what facecue tells you about a face and a frame."""
+"""Typed results: what facecue tells you about a face and a frame.
+
+All three are frozen and built with keyword arguments only, so a field added later cannot
+shift the meaning of a positional call."""
 
 from __future__ import annotations
 
@@ -9,7 +12,7 @@ import numpy as np
 from facecue.labels import KEYPOINT_NAMES
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Expression:
     """Emotion probabilities over a label set, and the label shown."""
 
@@ -17,15 +20,22 @@ class Expression:
     probs: np.ndarray  # (len(labels),) float32, sums to 1
     label: str  # shown label (after smoothing/hysteresis in streams; argmax otherwise)
 
+    @classmethod
+    def most_likely(cls, labels: tuple[str, ...], probs: np.ndarray) -> Expression:
+        """The model's own answer: ``probs`` as they are, the most likely label shown."""
+        return cls(labels=labels, probs=probs.astype(np.float32),
+                   label=labels[int(np.argmax(probs))])
+
     @property
     def score(self) -> float:
+        """Probability of the shown label."""
         return float(self.probs[self.labels.index(self.label)])
 
     def as_dict(self) -> dict[str, float]:
         return {k: round(float(p), 4) for k, p in zip(self.labels, self.probs, strict=True)}
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Face:
     """One face in one image or frame; coordinates in that image's pixels."""
 
@@ -42,14 +52,37 @@ class Face:
         return float(x), float(y)
 
     def as_dict(self) -> dict:
-        """JSON-ready summary: box, keypoints (rounded, frame pixels), probabilities, label."""
+        """The face as a JSON-ready dict: what ``facecue analyze --json`` prints per face and
+        each record of ``facecue run``'s JSON Lines holds (after its ``time`` and ``frame``).
+
+        Fields, in this order (coordinates in the image's pixels, origin top left):
+
+        - ``track_id`` (int): the face's ID, the same on every frame while the face is
+          tracked in a stream. Absent for still images, whose faces are not tracked.
+        - ``box`` ([x, y, width, height], ints): the face box, x and y its top-left corner.
+        - ``detection_score`` (float): the face detector's confidence, higher is surer. For
+          the default Haar detector the cascade's last-stage sum (about 55-58 on faces; not a
+          probability); for ``--detector mediapipe`` a probability 0-1.
+        - ``emotion`` (str): the emotion shown, the most likely one; in streams after
+          smoothing over time and a hysteresis that keeps near-ties from flickering.
+        - ``emotion_probs`` ({emotion: float}): the probability of every emotion of the
+          label set (fer7: anger, disgust, fear, happiness, sad, surprise, neutral; fer5:
+          anger, disgust, sad, happiness, surprise), summing to 1; smoothed in streams.
+        - ``keypoints`` ({name: [x, y]}): the 15 keypoints by name
+          (:data:`facecue.labels.KEYPOINT_NAMES`; "left" is the person's left, the image's
+          right); smoothed in streams.
+
+        Numbers are rounded: the score to 3 decimals, probabilities to 4, keypoints to 0.1 px.
+        """
+        out = {} if self.track_id is None else {"track_id": self.track_id}
+        points = np.round(self.keypoints.astype(np.float64), 1).tolist()
         return {
-            "id": self.track_id,
+            **out,
             "box": [int(v) for v in self.box],
-            "score": round(float(self.detection_score), 3),
-            "keypoints": np.round(self.keypoints.astype(np.float64), 1).tolist(),
-            "label": self.expression.label,
-            "probs": self.expression.as_dict(),
+            "detection_score": round(float(self.detection_score), 3),
+            "emotion": self.expression.label,
+            "emotion_probs": self.expression.as_dict(),
+            "keypoints": dict(zip(KEYPOINT_NAMES, points, strict=True)),
         }
 
     def lip_gap(self) -> float:
@@ -59,7 +92,7 @@ class Face:
         return float(np.linalg.norm(bottom - top) / max(self.box[2], self.box[3], 1))
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class FrameResult:
     """All faces found in one frame of a stream (or one still image)."""
 

@@ -1,5 +1,6 @@
-"""Emotion-aware captions: WebVTT (one CSS class per emotion, plus ``strong``), SRT and JSON.
-Pure Python; files are written atomically.
+"""Emotion-aware captions: WebVTT (one CSS class per emotion, plus ``strong``), SRT and JSON,
+rendered as text (:func:`render_captions`, e.g. for stdout) or written to files
+(:func:`write_captions`). Pure Python; files are written atomically.
 
 Cues follow the speech: each utterance's marked words are cut into cues of at most
 ``MAX_LINES`` lines of at most ``MAX_CHARS`` characters and at most ``MAX_SECONDS`` seconds,
@@ -146,19 +147,40 @@ def to_json(items: Sequence[EmotionalUtterance], cues: Sequence[Cue]) -> str:
                       indent=2, ensure_ascii=False) + "\n"
 
 
-def write_captions(path: str | Path, items: Sequence[EmotionalUtterance], fmt: str | None = None,
-                   manner: bool = True, emoji: bool = False) -> list[Path]:
-    """Write captions in ``fmt`` (default: from the suffix) atomically; returns the files
-    written (a WebVTT file comes with its stylesheet)."""
-    path = Path(path)
-    fmt = fmt or path.suffix.lstrip(".").lower()
+def caption_format(path: str | Path | None = None, fmt: str | None = None) -> str:
+    """``fmt``, else the suffix of ``path``, else ``vtt``; ValueError for an unknown format."""
+    suffix = Path(path).suffix.lstrip(".").lower() if path is not None else ""
+    fmt = fmt or suffix or "vtt"
     if fmt not in FORMATS:
         raise ValueError(f"unknown caption format {fmt!r}; choose one of {list(FORMATS)}")
+    return fmt
+
+
+def render_captions(items: Sequence[EmotionalUtterance], fmt: str = "vtt", manner: bool = True,
+                    emoji: bool = False) -> str:
+    """The captions of ``items`` as the text of a ``fmt`` file (for a file or stdout)."""
+    fmt = caption_format(None, fmt)
     cues = make_cues(items, manner=manner, emoji=emoji)
-    text = {"vtt": to_vtt, "srt": to_srt}[fmt](cues) if fmt != "json" else to_json(items, cues)
+    if fmt == "json":
+        return to_json(items, cues)
+    return to_vtt(cues) if fmt == "vtt" else to_srt(cues)
+
+
+def save_captions(path: str | Path, text: str, fmt: str | None = None) -> list[Path]:
+    """Write captions rendered in ``fmt`` (default: from the suffix, else vtt) atomically;
+    returns the files written (a WebVTT file comes with its stylesheet, ``NAME.css``)."""
+    path = Path(path)
     atomic_write_text(path, text)
-    if fmt != "vtt":
+    if caption_format(path, fmt) != "vtt":
         return [path]
     css = path.with_suffix(".css")
     atomic_write_text(css, stylesheet())
     return [path, css]
+
+
+def write_captions(path: str | Path, items: Sequence[EmotionalUtterance], fmt: str | None = None,
+                   manner: bool = True, emoji: bool = False) -> list[Path]:
+    """Write captions in ``fmt`` (default: from the suffix, else vtt) atomically; returns the
+    files written."""
+    fmt = caption_format(path, fmt)
+    return save_captions(path, render_captions(items, fmt, manner, emoji), fmt)

@@ -2,7 +2,7 @@
 utterance's time span, with the words' own sentiment as a second signal.
 
 Pure functions over a list of :class:`~facecue.results.FrameResult` (the pipeline's smoothed
-per-frame output) and a list of :class:`~facecue.speech.transcribe.Utterance`, so the same
+per-frame output) and a list of :class:`~facecue.speech.words.Utterance`, so the same
 code serves files, live input and tests. Rules:
 
 - **Speaker**: among the faces seen during the utterance, the one whose mouth moves most
@@ -32,7 +32,7 @@ import numpy as np
 
 from facecue.captions.sentences import mark_sentence
 from facecue.results import Face, FrameResult
-from facecue.speech.transcribe import Utterance
+from facecue.speech.words import Utterance
 
 MIN_FRAMES = 3
 MIN_LIP_STD = 0.005

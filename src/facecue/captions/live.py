@@ -28,7 +28,8 @@ import numpy as np
 from facecue.captions.fusion import EmotionalUtterance, fuse
 from facecue.results import FrameResult
 from facecue.speech.audio import SAMPLE_RATE, iter_audio, microphone_chunks
-from facecue.speech.transcribe import SpeechSegmenter, Transcriber
+from facecue.speech.segment import SpeechSegmenter
+from facecue.speech.transcribe import Transcriber
 
 
 class AudioCursor:

@@ -1,34 +1,62 @@
 """Speech + face for a media file: what was said, when, and with which emotion.
 
+:func:`caption_file` makes a file's captions, as text and, when asked, as files.
 :func:`emotional_utterances` streams the soundtrack through speech recognition and, for videos,
 the frames through the face pipeline (``facecue.stream``), lazily and in step, and fuses them
 (:mod:`facecue.captions.fusion`). Audio-only files give utterances flagged ``no_face``.
+
+The file is probed once (:func:`~facecue.speech.audio.probe`: both streams in one look) and each
+stream is then decoded once.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from facecue.captions.cues import caption_format, render_captions, save_captions
 from facecue.captions.fusion import EmotionalUtterance, fuse
-from facecue.speech.audio import AudioError, has_audio
+from facecue.speech.audio import AudioError, MediaInfo, probe
 from facecue.speech.transcribe import Transcriber
 
 if TYPE_CHECKING:
     from facecue.video.pipeline import Pipeline
 
 
-def has_video(path: str | Path) -> bool:
-    """True if the file has a video stream with real frames (not just cover art)."""
-    import av
+@dataclass(frozen=True)
+class CaptionReport:
+    """What :func:`caption_file` made."""
 
-    try:
-        with av.open(str(path), metadata_errors="ignore") as container:
-            return any(not s.disposition & av.stream.Disposition.attached_pic
-                       for s in container.streams.video)
-    except av.error.FFmpegError as e:
-        raise AudioError(f"cannot open {path}: {e}") from e
+    items: tuple[EmotionalUtterance, ...]  # the utterances with their emotion, in time order
+    text: str  # the captions rendered in ``fmt``
+    files: tuple[Path, ...]  # written (caption file, and its stylesheet for vtt); () if none
+    fmt: str  # vtt, srt or json
+    compute_type: str  # speech recognition's arithmetic, as CTranslate2 runs it
+
+
+def caption_file(media: str | Path, out: str | Path | None = None, fmt: str | None = None, *,
+                 labels: str = "fer7", pipeline: Pipeline | None = None,
+                 transcriber: Transcriber | None = None, manner: bool = True,
+                 emoji: bool = False) -> CaptionReport:
+    """Emotion-aware captions for a video or audio file, in ``fmt`` (default: from ``out``'s
+    suffix, else vtt). With ``out`` they are written there (a vtt file with its ``NAME.css``);
+    without, nothing is written and the report's ``text`` holds them.
+
+    ``pipeline``: the face pipeline (default the shipped models), used only when the file
+    has video; ``transcriber``: speech recognition (default :class:`Transcriber`). ``manner``:
+    ``[manner]`` tags in the text; ``emoji``: end sentences with an emoji. Raises
+    :class:`~facecue.speech.audio.AudioError` when the file has no audio track (before Whisper
+    is loaded, when no ``transcriber`` is given).
+    """
+    fmt = caption_format(out, fmt)
+    path, info = _probe(media)
+    transcriber = transcriber or Transcriber()
+    items = tuple(_fused(path, info, labels, transcriber, pipeline))
+    text = render_captions(items, fmt, manner, emoji)
+    files = tuple(save_captions(out, text, fmt)) if out is not None else ()
+    return CaptionReport(items, text, files, fmt, transcriber.model.model.compute_type)
 
 
 def emotional_utterances(path: str | Path, labels: str = "fer7",
@@ -39,13 +67,23 @@ def emotional_utterances(path: str | Path, labels: str = "fer7",
 
     Raises :class:`~facecue.speech.audio.AudioError` when the file has no audio track.
     """
+    path, info = _probe(path)
+    yield from _fused(path, info, labels, transcriber or Transcriber(), pipeline)
+
+
+def _probe(path: str | Path) -> tuple[Path, MediaInfo]:
+    """The file's streams; AudioError when there is no audio to caption."""
     path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"no such file: {path}")
-    if not has_audio(path):
+    info = probe(path)
+    if not info.has_audio:
         raise AudioError(f"{path} has no audio track: nothing to caption")
-    transcriber = transcriber or Transcriber()
-    if has_video(path):
+    return path, info
+
+
+def _fused(path: Path, info: MediaInfo, labels: str, transcriber: Transcriber,
+           pipeline: Pipeline | None) -> Iterator[EmotionalUtterance]:
+    """Recognised utterances fused with the video's frames, if it has video."""
+    if info.has_video:
         from facecue.api import stream
 
         frames = stream(str(path), labels=labels, pipeline=pipeline)

@@ -12,11 +12,11 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import tempfile
 from pathlib import Path
 from xml.sax.saxutils import escape
 
 from facecue.captions.sentences import EMOTIONS, STRONG
+from facecue.fileio import new_file_beside
 
 # emotion -> (rate, pitch, volume) changes in percent
 PROSODY: dict[str, tuple[int, int, int]] = {
@@ -52,8 +52,7 @@ def say(text: str, out: str | Path, emotion: str = "neutral", intensity: float =
     if not text.strip():
         raise ValueError("nothing to say: the text is empty")
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=out.name, suffix=".tmp")
+    fd, tmp = new_file_beside(out)  # the user's umask, not mkstemp's private 0600
     os.close(fd)
     try:
         subprocess.run([exe, "-m", "-v", voice, "-w", tmp, "--stdin"],

@@ -206,3 +206,14 @@ def load_keypoint_data(path: str | Path, progress: bool = False) -> KeypointRows
     if path.is_dir():
         return convert_landmarks68(read_landmarks68(path), progress=progress)
     return read_training_csv(path)
+
+
+def landmarks68_to_csv(folder: str | Path, out: str | Path, progress: bool = False
+                       ) -> KeypointRows:
+    """Convert a 68-point folder (:func:`convert_landmarks68`) into a Kaggle-format
+    ``training.csv[.gz]`` at ``out``; returns the rows written."""
+    from facecue.formats.kaggle_keypoints import write_training_csv
+
+    rows = convert_landmarks68(read_landmarks68(folder), progress=progress)
+    write_training_csv(out, rows)
+    return rows

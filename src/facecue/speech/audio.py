@@ -1,6 +1,6 @@
-"""Audio in: decode files and video soundtracks with PyAV (it bundles FFmpeg, so no system ffmpeg
-is needed), streamed in fixed-size chunks so that hour-long files use constant memory; and the
-microphone for live use.
+"""Audio in: which streams a media file holds (:func:`probe`, one look at the container); its
+soundtrack decoded with PyAV (it bundles FFmpeg, so no system ffmpeg is needed), streamed in
+fixed-size chunks so that hour-long files use constant memory; and the microphone for live use.
 
 Everything is 16 kHz mono float32 in [-1, 1], the rate Whisper and Silero VAD expect.
 """
@@ -8,6 +8,7 @@ Everything is 16 kHz mono float32 in [-1, 1], the rate Whisper and Silero VAD ex
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -27,14 +28,39 @@ def _av():
     return av
 
 
-def has_audio(path: str | Path) -> bool:
-    """True if the file has at least one audio stream (it may still be silent)."""
+@dataclass(frozen=True)
+class MediaInfo:
+    """What a media file holds, from one look at its container."""
+
+    has_audio: bool  # at least one audio stream (it may still be silent)
+    has_video: bool  # a video stream with real frames (not just cover art)
+
+
+def probe(path: str | Path) -> MediaInfo:
+    """Open ``path`` once and say which streams it has; :class:`AudioError` if it cannot be
+    opened as media."""
     av = _av()
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"no such file: {path}")
     try:
         with av.open(str(path), metadata_errors="ignore") as container:
-            return bool(container.streams.audio)
+            return MediaInfo(
+                has_audio=bool(container.streams.audio),
+                has_video=any(not s.disposition & av.stream.Disposition.attached_pic
+                              for s in container.streams.video))
     except av.error.FFmpegError as e:
         raise AudioError(f"cannot open {path}: {e}") from e
+
+
+def has_audio(path: str | Path) -> bool:
+    """True if the file has at least one audio stream (it may still be silent)."""
+    return probe(path).has_audio
+
+
+def has_video(path: str | Path) -> bool:
+    """True if the file has a video stream with real frames (not just cover art)."""
+    return probe(path).has_video
 
 
 def iter_audio(path: str | Path, chunk_seconds: float = 30.0) -> Iterator[np.ndarray]:

@@ -76,7 +76,7 @@ def quantize_int8(src: Path, dst: Path, calibration: np.ndarray,
     ``unsigned_activations`` stores activations as uint8, which this CPU's int8 conv kernels
     take as they are. onnxruntime converts int8 activations to uint8 only where a quantized
     tensor has a single reader; a conv whose output feeds two branches (the keypoint net's
-    fine heat maps) otherwise runs in float (such a pair took 1.44 ms a face, not 0.84; README).
+    fine heat maps) otherwise runs in float (1.44 ms a face, not 0.84: docs/models/keypoints.md).
     The expression models were built with int8 activations (the default) and stay so.
 
     ``fast_graph`` then rewrites the graph into its faster, identical form

@@ -1,9 +1,10 @@
 """Train the FER2013 expression model: Training rows to learn, PublicTest to pick the epoch,
-PrivateTest only to report (needs the ``train`` extra)."""
+PrivateTest only to report (needs the ``train`` extra). ``ship_expression`` builds the
+shipped model from finished runs."""
 
 from __future__ import annotations
 
-import sys
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -15,48 +16,44 @@ from facecue.fileio import atomic_write_json, file_sha256
 from facecue.formats.fer2013 import read_fer2013
 from facecue.labels import class_names
 from facecue.provenance import current_command
-from facecue.train import augment
+from facecue.train.augment import augment_faces
 from facecue.train.export import export_onnx
-from facecue.train.loop import TrainConfig, fit
+from facecue.train.loop import Batches, TrainConfig, fit, load_best, shuffled_batches
 from facecue.train.models import expression_net
 
+log = logging.getLogger(__name__)
 
-def augmented_batches(images: torch.Tensor, targets: torch.Tensor, batch_size: int, seed: int):
+
+def augmented_batches(images: torch.Tensor, targets: torch.Tensor, batch_size: int,
+                      seed: int) -> Batches:
     """Epoch -> shuffled batches of warped, mirrored, lit and cut-out faces (per-epoch seed)."""
     def epoch_batches(epoch: int):
-        gen = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
-        order = torch.randperm(len(images), generator=gen)
-        for i in range(0, len(order) - batch_size + 1, batch_size):
-            idx = order[i:i + batch_size]
-            x = images[idx]
-            theta = augment.random_affine(len(idx), gen, rotate_deg=12, scale=0.12,
-                                          shift=0.12, flip=True)
-            x = augment.warp(x, theta)
-            x = augment.photometric(x, gen)
-            yield augment.cutout(x, gen), targets[idx]
+        gen, batches = shuffled_batches(len(images), batch_size, seed, epoch)
+        for idx in batches:
+            yield augment_faces(images[idx], gen), targets[idx]
     return epoch_batches
 
 
 def accuracy(model: torch.nn.Module, images: torch.Tensor, targets: torch.Tensor) -> float:
+    """The share of ``images`` whose top class is the target."""
     correct = 0
     for i in range(0, len(images), 512):
         correct += int((model(images[i:i + 512]).argmax(1) == targets[i:i + 512]).sum())
     return correct / max(1, len(images))
 
 
-def train_expression(data: str, labels: str, out: str, epochs: int = 60, batch_size: int = 128,
-                     lr: float = 0.05, width: int = 24, seed: int = 0, threads: int = 2,
-                     limit: int = 0, resume: bool = False, skip_bad_rows: bool = False,
-                     plots: bool = False) -> dict:
-    """Train, keep the best PublicTest epoch, export ``model.onnx`` and write ``card.json``
-    (``facecue expression ship`` builds the packaged model from finished runs).
-
-    Resuming a finished run trains nothing and rebuilds the model, card and plots."""
+def train_expression(data: str, labels: str, out: str, *, epochs: int = 60,
+                     batch_size: int = 128, lr: float = 0.05, width: int = 24, seed: int = 0,
+                     threads: int = 2, limit: int = 0, resume: bool = False,
+                     skip_bad_rows: bool = False, plots: bool = False) -> dict:
+    """Train, keep the best PublicTest epoch, export ``model.onnx`` and write ``card.json``,
+    which is returned. Resuming a finished run trains nothing and rebuilds the model, card
+    and plots."""
     out_dir = Path(out)
     torch.manual_seed(seed)
     fer, report = read_fer2013(data, skip_bad=skip_bad_rows)
     if report.skipped:
-        print(f"skipped {report.skipped} bad rows", file=sys.stderr)
+        log.warning("skipped %d bad rows", report.skipped)
 
     def tensors(split: str) -> tuple[torch.Tensor, torch.Tensor]:
         images, targets, _ = fer.split(split).for_labels(labels)
@@ -82,7 +79,7 @@ def train_expression(data: str, labels: str, out: str, epochs: int = 60, batch_s
         resume=resume, meta={"task": "expression", "labels": labels, "width": width,
                              "data": str(data), "limit": limit, "command": command},
     )
-    model.load_state_dict(torch.load(out_dir / "best.pt", map_location="cpu"))
+    load_best(model, out_dir)
     onnx_path = out_dir / "model.onnx"
     export_onnx(model, 48, onnx_path, check_inputs=val_x[:16, 0].numpy().astype(np.uint8))
     test = evaluate_expression(data, labels=labels, split="PrivateTest", model=onnx_path,
@@ -117,6 +114,5 @@ def train_expression(data: str, labels: str, out: str, epochs: int = 60, batch_s
 
         plot_history(run["history"], out_dir / "training_curves.png",
                      [("train_loss", "train loss"), ("val_accuracy", "PublicTest accuracy")])
-    print(f"PrivateTest accuracy {test['accuracy']:.4f} (n={test['n']}); model {onnx_path}",
-          file=sys.stderr)
+    log.info("PrivateTest accuracy %.4f (n=%d); model %s", test["accuracy"], test["n"], onnx_path)
     return card

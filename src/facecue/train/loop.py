@@ -11,6 +11,7 @@ and saves the last epoch's average as ``ema.pt``.
 from __future__ import annotations
 
 import copy
+import logging
 import math
 import os
 import sys
@@ -19,12 +20,16 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import torch
 from torch import nn
 
 from facecue.fileio import atomic_write_json
 
+log = logging.getLogger(__name__)
+
+Model = TypeVar("Model", bound=nn.Module)
 Batches = Callable[[int], Iterator[tuple[torch.Tensor, torch.Tensor]]]
 
 
@@ -82,6 +87,34 @@ def _update_ema(ema: nn.Module, model: nn.Module, decay: float) -> None:
                 avg.copy_(now)
 
 
+def shuffled_batches(n: int, batch_size: int, seed: int,
+                     epoch: int) -> tuple[torch.Generator, list[torch.Tensor]]:
+    """An epoch's random generator and the indices of its full batches of ``n`` shuffled rows
+    (the rest dropped); both come from ``seed`` and ``epoch`` alone, so a resumed run replays
+    the batches (and, drawing from the generator, their augmentation) exactly."""
+    gen = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+    order = torch.randperm(n, generator=gen)
+    return gen, [order[i:i + batch_size] for i in range(0, n - batch_size + 1, batch_size)]
+
+
+def finished_run(run: str | Path, files: tuple[str, ...], command: str) -> Path:
+    """``run`` as a Path, once it holds ``files`` (what a finished ``facecue COMMAND`` run
+    leaves), else FileNotFoundError naming the first missing one."""
+    run = Path(run)
+    for name in files:
+        if not (run / name).exists():
+            raise FileNotFoundError(f"{run}: no {name}; is this a finished `facecue {command}` "
+                                    "run?")
+    return run
+
+
+def load_best(model: Model, run: str | Path) -> Model:
+    """``model`` with the weights of ``run``'s best epoch (``best.pt``), in eval mode and
+    plain memory format (training leaves it channels-last), ready to export or predict."""
+    model.load_state_dict(torch.load(Path(run) / "best.pt", map_location="cpu"))
+    return model.eval().to(memory_format=torch.contiguous_format)
+
+
 def fit(model: nn.Module, *, train_batches: Batches, steps_per_epoch: int,
         loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
         evaluate: Callable[[nn.Module], dict[str, float]], select: str | None,
@@ -125,7 +158,7 @@ def fit(model: nn.Module, *, train_batches: Batches, steps_per_epoch: int,
             ema.load_state_dict(ckpt["ema"])
         state = ckpt["state"]
         meta = ckpt["meta"]  # the run is described by the command that started it
-        print(f"resuming {out} after epoch {state['epoch']}", file=sys.stderr)
+        log.info("resuming %s after epoch %d", out, state["epoch"])
 
     total = config.epochs * steps_per_epoch
     warmup = max(1, round(config.warmup_epochs * steps_per_epoch))
@@ -179,5 +212,5 @@ def fit(model: nn.Module, *, train_batches: Batches, steps_per_epoch: int,
         atomic_write_json(out / "history.json", summary)
         shown = " ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}"
                          for k, v in row.items())
-        print(f"{shown}{' *' if improved else ''}", file=sys.stderr, flush=True)
+        log.info("%s%s", shown, " *" if improved else "")
     return {"config": asdict(config), "meta": meta or {}, **state}

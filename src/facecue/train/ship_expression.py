@@ -12,20 +12,20 @@ the members were chosen on and the PrivateTest figures, measured on the shipped 
 from __future__ import annotations
 
 import json
-import sys
-import tempfile
+import logging
 from pathlib import Path
 
 import torch
 
 from facecue.evaluation.evaluate import evaluate_expression
-from facecue.fileio import atomic_write_bytes, atomic_write_json, file_sha256
 from facecue.formats.fer2013 import read_fer2013
 from facecue.labels import LABEL_SETS, class_columns, class_names
-from facecue.provenance import current_command
-from facecue.train.export import calibration_rows, export_onnx
+from facecue.train.export import calibration_rows
+from facecue.train.loop import finished_run, load_best
 from facecue.train.models import expression_net
-from facecue.vision.runtime import runtime_requirements
+from facecue.train.ship import build_record, ship_onnx
+
+log = logging.getLogger(__name__)
 
 
 class ExpressionEnsemble(torch.nn.Module):
@@ -55,11 +55,7 @@ class ExpressionEnsemble(torch.nn.Module):
 
 def load_member(run: str | Path, labels: str) -> tuple[torch.nn.Module, list[int], dict]:
     """A finished run's best network, the output columns that give ``labels``, its card."""
-    run = Path(run)
-    for name in ("best.pt", "card.json", "history.json"):
-        if not (run / name).exists():
-            raise FileNotFoundError(f"{run}: no {name}; is this a finished `facecue train "
-                                    "expression` run?")
+    run = finished_run(run, ("best.pt", "card.json", "history.json"), "train expression")
     card = json.loads((run / "card.json").read_text())
     meta = json.loads((run / "history.json").read_text())["meta"]
     try:
@@ -67,42 +63,52 @@ def load_member(run: str | Path, labels: str) -> tuple[torch.nn.Module, list[int
     except ValueError as e:
         raise ValueError(f"{run}: {e}") from None
     net = expression_net(len(LABEL_SETS[meta["labels"]][1]), width=meta["width"])
-    net.load_state_dict(torch.load(run / "best.pt", map_location="cpu"))
-    return net.eval().to(memory_format=torch.contiguous_format), columns, card
+    return load_best(net, run), columns, card
 
 
-def ship_expression(runs: list[str], labels: str, data: str, weights_dir: str | Path,
-                    mirror: bool | list[bool] = True, quantize: bool = True) -> dict:
-    """Build ``expression_<labels>.onnx`` from ``runs`` into ``weights_dir`` with its card.
-    ``mirror``: read every run (True), none (False) or the flagged runs also on the mirror
-    image."""
+def ship_expression(runs: list[str | Path], labels: str, data: str,
+                    weights_dir: str | Path | None = None, *, mirror: bool = True,
+                    mirror_only: list[str | Path] | None = None, quantize: bool = True) -> dict:
+    """Build ``expression_<labels>.onnx`` from ``runs`` into ``weights_dir`` (None: the
+    package's weights folder) with its card, and return the card. Every run is read also on
+    the mirror image (``mirror``), none (``mirror=False``), or only the runs ``mirror_only``
+    names, which must be among ``runs``."""
     if not runs:
         raise ValueError("name at least one training run")
-    mirror = [mirror] * len(runs) if isinstance(mirror, bool) else list(mirror)
+    flags = _mirror_flags(runs, mirror, mirror_only)
     loaded = [load_member(r, labels) for r in runs]
-    model = ExpressionEnsemble([m for m, _, _ in loaded], [c for _, c, _ in loaded], mirror)
+    model = ExpressionEnsemble([m for m, _, _ in loaded], [c for _, c, _ in loaded], flags)
     fer, _ = read_fer2013(data)
     val_images = fer.split("PublicTest").for_labels(labels)[0]
     train_images = fer.split("Training").for_labels(labels)[0]
-    name = f"expression_{labels}"
-    weights = Path(weights_dir)
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / f"{name}.onnx"
-        parity = export_onnx(model, 48, path, check_inputs=val_images[:16],
-                             calibration=train_images if quantize else None)
+    quantization = ({"type": "int8 static, QDQ, per-channel weights",
+                     "calibration": f"{len(calibration_rows(len(train_images)))} "
+                                    "Training rows, numpy seed 0"}
+                    if quantize else None)
+
+    def describe(path: Path, parity: float) -> dict:
         val = evaluate_expression(data, labels=labels, split="PublicTest", model=path)
         test = evaluate_expression(data, labels=labels, split="PrivateTest", model=path)
-        quantization = ({"type": "int8 static, QDQ, per-channel weights",
-                         "calibration": f"{len(calibration_rows(len(train_images)))} "
-                                        "Training rows, numpy seed 0"}
-                        if quantize else None)
-        card = _card(labels, runs, loaded, model, mirror, quantization, parity, val, test, data)
-        card["sha256"] = file_sha256(path)
-        atomic_write_bytes(weights / f"{name}.onnx", path.read_bytes())
-    atomic_write_json(weights / f"{name}.json", card)
-    print(f"{name}: PublicTest {val['accuracy']:.4f}, PrivateTest {test['accuracy']:.4f} "
-          f"(n={test['n']}); shipped {weights / name}.onnx", file=sys.stderr)
-    return card
+        log.info("expression_%s: PublicTest %.4f, PrivateTest %.4f (n=%d)", labels,
+                 val["accuracy"], test["accuracy"], test["n"])
+        return _card(labels, runs, loaded, model, flags, quantization, parity, val, test, data)
+
+    return ship_onnx(model, f"expression_{labels}", weights_dir, size=48,
+                     check_inputs=val_images[:16],
+                     calibration=train_images if quantize else None, describe=describe)
+
+
+def _mirror_flags(runs: list[str | Path], mirror: bool,
+                  mirror_only: list[str | Path] | None) -> list[bool]:
+    """Per run: is it read also on the mirror image."""
+    if mirror_only is None:
+        return [mirror] * len(runs)
+    if not mirror:
+        raise ValueError("mirror_only names runs to read on the mirror image, but mirror is off")
+    chosen = {Path(r) for r in mirror_only}
+    if unknown := chosen - {Path(r) for r in runs}:
+        raise ValueError(f"mirror_only names runs not being shipped: {sorted(map(str, unknown))}")
+    return [Path(run) in chosen for run in runs]
 
 
 def _card(labels, runs, loaded, model, mirror, quantization, parity, val, test, data) -> dict:
@@ -114,7 +120,6 @@ def _card(labels, runs, loaded, model, mirror, quantization, parity, val, test, 
                 "training_wall_time_minutes": card["training_wall_time_minutes"]}
                for run, (_, _, card), flag in zip(runs, loaded, mirror, strict=True)]
     n_params = sum(p.numel() for p in model.parameters())
-    command = current_command()
     return {
         "model": f"expression_{labels}",
         "task": "facial expression classification, 48x48 grayscale face crop",
@@ -129,12 +134,10 @@ def _card(labels, runs, loaded, model, mirror, quantization, parity, val, test, 
         "members": members,
         "test_time_mirror": mirror,
         "quantization": quantization,
-        "onnx_parity_max_abs_before_quantization": parity,
-        "onnxruntime": runtime_requirements(),
-        "data": {"file": Path(data).name, "train": "Training",
-                 "selection": "PublicTest (epochs within each run; members and options)",
-                 "report": "PrivateTest"},
-        "build_command": command,
+        **build_record(parity, {"file": Path(data).name, "train": "Training",
+                                "selection": "PublicTest (epochs within each run; members "
+                                             "and options)",
+                                "report": "PrivateTest"}),
         "training_command": [m["training_command"] for m in members],
         "seed": [m["seed"] for m in members],
         "training_wall_time_minutes": round(sum(m["training_wall_time_minutes"]

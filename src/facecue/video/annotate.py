@@ -6,6 +6,9 @@ can be swapped or skipped without touching inference.
 
 from __future__ import annotations
 
+import time
+from collections import deque
+
 import cv2
 import numpy as np
 
@@ -29,6 +32,32 @@ def to_bgr8(image: np.ndarray) -> np.ndarray:
 def color(track_id: int | None) -> tuple[int, int, int]:
     """A stable colour per face ID."""
     return _PALETTE[(track_id or 0) % len(_PALETTE)]
+
+
+class FrameRate:
+    """Frames per second over the last ``window`` seconds, for the overlay's counter.
+
+    One over each frame's time jumps around (a frame with a detection costs several tracked
+    ones, a frame with no face in view next to nothing: tens to thousands of FPS on the
+    built-in clip), and an average of those rates is pulled up by the fast frames; frames
+    counted over a second of wall time read steadily.
+    """
+
+    def __init__(self, window: float = 1.0):
+        self.window = window
+        self._ends: deque[float] = deque()  # perf_counter() at the end of recent frames
+
+    def tick(self, now: float | None = None) -> None:
+        """One more frame done (now, or at ``now`` seconds of ``time.perf_counter``)."""
+        self._ends.append(time.perf_counter() if now is None else now)
+        while len(self._ends) > 2 and self._ends[-1] - self._ends[1] >= self.window:
+            self._ends.popleft()
+
+    @property
+    def fps(self) -> float | None:
+        """The rate, or None before two frames are done."""
+        span = self._ends[-1] - self._ends[0] if len(self._ends) > 1 else 0.0
+        return (len(self._ends) - 1) / span if span > 0 else None
 
 
 def annotate(image: np.ndarray, result: FrameResult, fps: float | None = None,

@@ -1,8 +1,9 @@
 """The face pipeline: detect/track faces, crop, run both models batched, smooth over time.
 
-``Pipeline.analyze`` handles one still image; ``Pipeline.stream`` a source of frames, with
-stable face IDs and smoothed keypoints and emotions. Per-stage times are kept in
-``Pipeline.timings`` so benchmarks and the overlay can report them.
+A :class:`Pipeline` holds what is loaded once (models, detector, settings) and no per-stream
+state, so one pipeline serves any number of images and streams. ``Pipeline.analyze`` handles
+one still image; ``Pipeline.stream`` opens a :class:`FaceStream` over a source, which owns
+that stream's tracker and smoothing and counts what it did in its :class:`StreamStats`.
 """
 
 from __future__ import annotations
@@ -11,17 +12,47 @@ import time
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from facecue.results import Expression, Face, FrameResult
-from facecue.video.smooth import LabelSmoother, OneEuroFilter
+from facecue.video.smooth import TrackSmoother
 from facecue.video.sources import Frame, FrameSource, open_source, read_image
 from facecue.video.track import FaceTracker, Track
 from facecue.vision.crop import EXPRESSION_CROP, KEYPOINTS_CROP, crop_face, to_gray
 from facecue.vision.detect import Detector, HaarDetector, drop_nested
 from facecue.vision.runtime import ExpressionModel, KeypointModel
+
+Source = int | str | Path | FrameSource | Iterable[np.ndarray]
+
+
+@dataclass
+class StreamStats:
+    """What a stream has done so far; the stream updates it with every frame it gives."""
+
+    frames: int = 0
+    skipped: int = 0  # frames the source could not decode
+    face_frames: int = 0  # frames with at least one face
+    track_ids: set[int] = field(default_factory=set)
+    detections: int = 0  # detector calls (full scans and near re-detections)
+    seconds: dict[str, float] = field(default_factory=lambda: defaultdict(float))  # per stage
+
+    @contextmanager
+    def timed(self, stage: str) -> Iterator[None]:
+        """Add the time the block takes to ``stage``."""
+        t0 = time.perf_counter()
+        yield
+        self.seconds[stage] += time.perf_counter() - t0
+
+    def stage_ms(self) -> dict[str, float]:
+        """Mean milliseconds per frame of each stage (decode included; ``detect`` is the
+        detector's share of tracking, ``track`` the rest)."""
+        seconds = dict(self.seconds)
+        if "track" in seconds:  # tracking calls the detector now and then
+            seconds["track"] -= seconds.get("detect", 0.0)
+        return {k: 1000 * v / max(self.frames, 1) for k, v in seconds.items()}
 
 
 class Pipeline:
@@ -29,8 +60,8 @@ class Pipeline:
 
     Models and detector default to the shipped ONNX files and the Haar detector; pass your
     own to swap them. ``detect_every``, ``scan_every``, ``idle_scan_every`` and ``grace``
-    tune the tracker (see :class:`~facecue.video.track.FaceTracker`); ``smooth=False`` reports raw
-    per-frame values.
+    tune each stream's tracker (see :class:`~facecue.video.track.FaceTracker`);
+    ``smooth=False`` reports raw per-frame values.
     """
 
     def __init__(self, expression: ExpressionModel | None = None,
@@ -46,79 +77,34 @@ class Pipeline:
         self.tracker_args = dict(detect_every=detect_every, scan_every=scan_every,
                                  idle_scan_every=idle_scan_every, grace=grace)
         self.keypoint_filter, self.label_filter = keypoint_filter, label_filter
-        self.source: FrameSource | None = None  # the source of the current stream
-        self.reset()
-
-    def reset(self) -> None:
-        """Forget tracks, filters and timings: the next frame starts a new stream."""
-        self.tracker = FaceTracker(self.detector, **self.tracker_args)
-        self._filters: dict[int, tuple[OneEuroFilter, LabelSmoother]] = {}
-        self.timings: dict[str, float] = defaultdict(float)  # stage -> seconds, summed
-
-    def stage_ms(self, frames: int) -> dict[str, float]:
-        """Mean milliseconds per frame of each stage since :meth:`reset` (decode included
-        when streaming; ``detect`` is the detector's share of tracking)."""
-        det = self.tracker.detect_time
-        stages = dict(self.timings, detect=det, track=self.timings["track"] - det)
-        return {k: 1000 * v / max(frames, 1) for k, v in stages.items()}
-
-    @contextmanager
-    def _timed(self, stage: str):
-        t0 = time.perf_counter()
-        yield
-        self.timings[stage] += time.perf_counter() - t0
 
     def analyze(self, image: np.ndarray | str | Path) -> list[Face]:
         """All faces in one still image (path or array in any depth/channel layout)."""
         img = read_image(image) if isinstance(image, str | Path) else image
-        gray = to_gray(img)
-        dets = drop_nested(self.detector(gray))
-        boxes = [np.array(d.box, np.float32) for d in dets]
-        return self._faces(gray, boxes, [d.score for d in dets], [None] * len(dets))
+        return self._still_faces(to_gray(img), StreamStats())
 
-    def process(self, frame: Frame) -> FrameResult:
-        """Track faces into one more frame of a stream and describe each one."""
-        with self._timed("convert"):
-            gray = to_gray(frame.image)
-        with self._timed("track"):
-            tracks = self.tracker.update(gray, frame.time)
-        faces = self._faces(gray, [tr.box for tr in tracks], [tr.score for tr in tracks],
-                            tracks, frame.time)
-        alive = {tr.id for tr in self.tracker.tracks}
-        self._filters = {k: v for k, v in self._filters.items() if k in alive}
-        h, w = gray.shape[:2]
-        return FrameResult(frame.index, frame.time, w, h, faces)
+    def stream(self, source: Source) -> FaceStream:
+        """A new stream over ``source`` (opened now): iterate it for (frame, result) pairs."""
+        return FaceStream(self, source)
 
-    def stream(self, source: int | str | Path | FrameSource | Iterable[np.ndarray]
-               ) -> Iterator[tuple[Frame, FrameResult]]:
-        """Frames of ``source`` with their results; the source is closed at the end.
+    def _still_faces(self, gray: np.ndarray, stats: StreamStats) -> list[Face]:
+        with stats.timed("detect"):
+            dets = drop_nested(self.detector(gray))
+        found = self._describe(gray, [np.array(d.box, np.float32) for d in dets], stats)
+        labels = self.expression.labels
+        faces = []
+        for i, points, probs in found:
+            raw = Expression.most_likely(labels, probs)
+            faces.append(Face(box=_int_box(dets[i].box), keypoints=points, expression=raw,
+                              detection_score=dets[i].score, raw_keypoints=points,
+                              raw_expression=raw))
+        return faces
 
-        Stills (image files, folders) are analysed one by one: no IDs or smoothing across
-        unrelated pictures.
-        """
-        src = open_source(source)
-        self.source = src
-        self.reset()
-        try:
-            it = iter(src)
-            while True:
-                with self._timed("decode"):
-                    frame = next(it, None)
-                if frame is None:
-                    return
-                if src.independent:
-                    h, w = frame.image.shape[:2]
-                    yield frame, FrameResult(frame.index, frame.time, w, h,
-                                             self.analyze(frame.image))
-                else:
-                    yield frame, self.process(frame)
-        finally:
-            src.close()
-
-    def _faces(self, gray: np.ndarray, boxes: list[np.ndarray], scores: list[float],
-               tracks: list[Track | None], t: float = 0.0) -> list[Face]:
-        """Crop every face, run both models once on the whole batch, build the results."""
-        with self._timed("crop"):
+    def _describe(self, gray: np.ndarray, boxes: list[np.ndarray], stats: StreamStats
+                  ) -> list[tuple[int, np.ndarray, np.ndarray]]:
+        """Crop every face, run both models once on the whole batch: (index of the box,
+        keypoints in image pixels, probabilities) per box still inside the image."""
+        with stats.timed("crop"):
             kept, ecrops, kcrops = [], [], []
             for i, box in enumerate(boxes):
                 try:
@@ -131,27 +117,85 @@ class Pipeline:
                 kcrops.append(kc.image)
         if not kept:
             return []
-        with self._timed("expression"):
+        with stats.timed("expression"):
             probs = self.expression.predict_proba(np.stack(ecrops))
-        with self._timed("keypoints"):
+        with stats.timed("keypoints"):
             points = self.keypoints.predict(np.stack(kcrops))
-        with self._timed("smooth"):
-            faces = [self._face(boxes[i], scores[i], tracks[i], kc.to_source(pts), p, t)
-                     for (i, kc), pts, p in zip(kept, points, probs, strict=True)]
-        return faces
+        return [(i, kc.to_source(pts), p)
+                for (i, kc), pts, p in zip(kept, points, probs, strict=True)]
 
-    def _face(self, box: np.ndarray, score: float, track: Track | None, points: np.ndarray,
-              probs: np.ndarray, t: float) -> Face:
-        labels = self.expression.labels
-        raw = Expression(labels, probs.astype(np.float32), labels[int(np.argmax(probs))])
-        box_t = tuple(int(round(v)) for v in box)
-        if track is None or not self.smooth:
-            tid = None if track is None else track.id
-            return Face(box_t, points, raw, tid, score, points, raw)
-        if track.id not in self._filters:
-            self._filters[track.id] = (OneEuroFilter(*self.keypoint_filter),
-                                       LabelSmoother(*self.label_filter))
-        kf, lf = self._filters[track.id]
-        sp, idx = lf(probs, t)
-        smooth = Expression(labels, sp, labels[idx])
-        return Face(box_t, kf(points, t), smooth, track.id, score, points, raw)
+
+class FaceStream:
+    """One pass of a :class:`Pipeline` over one source, with this stream's own tracker (stable
+    face IDs) and smoothing. Iterate it once for (frame, result) pairs; :attr:`stats` counts
+    what it has done so far. The source is closed when the frames end or at :meth:`close`.
+
+    Stills (image files, folders) are analysed one by one: no IDs or smoothing across
+    unrelated pictures.
+    """
+
+    def __init__(self, pipeline: Pipeline, source: Source):
+        self.pipeline = pipeline
+        self.source = open_source(source)
+        self.tracker = FaceTracker(pipeline.detector, **pipeline.tracker_args)
+        self.smoother = TrackSmoother(pipeline.keypoint_filter, pipeline.label_filter)
+        self.stats = StreamStats()
+
+    def __iter__(self) -> Iterator[tuple[Frame, FrameResult]]:
+        try:
+            frames = iter(self.source)
+            while True:
+                with self.stats.timed("decode"):
+                    frame = next(frames, None)
+                self.stats.skipped = self.source.skipped
+                if frame is None:
+                    return
+                if self.source.independent:
+                    faces = self.pipeline._still_faces(to_gray(frame.image), self.stats)
+                    yield frame, self._result(frame, faces)
+                else:
+                    yield frame, self.process(frame)
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        """Release the source (a camera, a file); safe to call more than once."""
+        self.source.close()
+
+    def process(self, frame: Frame) -> FrameResult:
+        """Track faces into one more frame of this stream and describe each one."""
+        stats = self.stats
+        with stats.timed("convert"):
+            gray = to_gray(frame.image)
+        with stats.timed("track"):
+            tracks = self.tracker.update(gray, frame.time)
+        stats.detections = self.tracker.detections
+        stats.seconds["detect"] = self.tracker.detect_time
+        found = self.pipeline._describe(gray, [tr.box for tr in tracks], stats)
+        with stats.timed("smooth"):
+            faces = [self._face(tracks[i], points, probs, frame.time)
+                     for i, points, probs in found]
+            self.smoother.keep(tr.id for tr in self.tracker.tracks)
+        return self._result(frame, faces)
+
+    def _face(self, track: Track, points: np.ndarray, probs: np.ndarray, t: float) -> Face:
+        labels = self.pipeline.expression.labels
+        raw = Expression.most_likely(labels, probs)
+        smoothed_points, shown = points, raw
+        if self.pipeline.smooth:
+            smoothed_points, smooth_probs, index = self.smoother(track.id, points, probs, t)
+            shown = Expression(labels=labels, probs=smooth_probs, label=labels[index])
+        return Face(box=_int_box(track.box), keypoints=smoothed_points, expression=shown,
+                    track_id=track.id, detection_score=track.score, raw_keypoints=points,
+                    raw_expression=raw)
+
+    def _result(self, frame: Frame, faces: list[Face]) -> FrameResult:
+        self.stats.frames += 1
+        self.stats.face_frames += bool(faces)
+        self.stats.track_ids |= {f.track_id for f in faces if f.track_id is not None}
+        h, w = frame.image.shape[:2]
+        return FrameResult(index=frame.index, time=frame.time, width=w, height=h, faces=faces)
+
+
+def _int_box(box) -> tuple[int, int, int, int]:
+    return tuple(int(round(v)) for v in box)

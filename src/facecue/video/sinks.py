@@ -9,32 +9,33 @@ from __future__ import annotations
 import csv
 import io
 import json
+import logging
 import os
 import sys
-import tempfile
 from collections import Counter, defaultdict
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-from facecue.fileio import atomic_write_bytes, atomic_write_text
+from facecue.fileio import atomic_write_bytes, atomic_write_text, new_file_beside
 from facecue.results import FrameResult
+
+log = logging.getLogger(__name__)
 
 
 def _tmp_beside(path: Path) -> Path:
-    """A fresh temporary name in ``path``'s folder with the same suffix (codecs need it)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=path.suffix)
+    """A new temporary file in ``path``'s folder with the same suffix (codecs need it)."""
+    fd, tmp = new_file_beside(path, path.suffix)
     os.close(fd)
-    os.chmod(tmp, 0o644)  # mkstemp makes it private; results are ordinary files
-    return Path(tmp)
+    return tmp
 
 
 class Sink:
     """Receives every frame (annotated when ``wants_image``) and its result."""
 
     wants_image = False
+    files: tuple[Path, ...] = ()  # what it has written (files complete once closed)
 
     def write(self, image: np.ndarray | None, result: FrameResult) -> None:
         raise NotImplementedError
@@ -48,10 +49,9 @@ class Sink:
 
 
 class JsonlSink(Sink):
-    """One JSON record per frame and face: time, frame, id, box, keypoints, probs, label.
-
-    ``path`` ``-`` writes to standard output.
-    """
+    """One JSON record per frame and face: ``time`` (seconds), ``frame`` (index), then the
+    face's fields (:meth:`facecue.results.Face.as_dict`). ``path`` ``-`` writes to standard
+    output."""
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
@@ -72,6 +72,7 @@ class JsonlSink(Sink):
             return
         self.file.close()
         os.replace(self.tmp, self.path)
+        self.files = (self.path,)
 
 
 class SummarySink(Sink):
@@ -112,6 +113,7 @@ class SummarySink(Sink):
         w.writeheader()
         w.writerows(self.rows())
         atomic_write_text(self.path, buf.getvalue())
+        self.files = (self.path,)
 
 
 class VideoSink(Sink):
@@ -142,6 +144,7 @@ class VideoSink(Sink):
             return
         self.writer.release()
         os.replace(self.tmp, self.path)
+        self.files = (self.path,)
 
 
 class SnapshotSink(Sink):
@@ -162,6 +165,7 @@ class SnapshotSink(Sink):
             self.last = result.time
             path = self.folder / f"frame{result.index:06d}.png"
             atomic_write_bytes(path, cv2.imencode(".png", image)[1].tobytes())
+            self.files = (self.folder,)
 
 
 def has_display() -> tuple[bool, str]:
@@ -196,7 +200,7 @@ class WindowSink(Sink):
             self._stop = (cv2.waitKey(1) & 0xFF) in (ord("q"), 27)
         except cv2.error as e:
             self._broken = True
-            print(f"facecue: window failed ({e.err}); continuing without it", file=sys.stderr)
+            log.warning("window failed (%s); continuing without it", e.err)
 
     def close(self) -> None:
         if not self._broken:

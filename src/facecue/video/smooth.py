@@ -2,11 +2,13 @@
 
 Per-frame model outputs jitter; smoothing them over time makes overlays steady and labels
 readable, while both filters adapt quickly enough to follow real motion and real changes.
+:class:`TrackSmoother` keeps one of each per tracked face.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 
 import numpy as np
 
@@ -77,3 +79,35 @@ class LabelSmoother:
         if self.index is None or self._p[best] - self._p[self.index] > self.margin:
             self.index = best
         return self._p.copy(), self.index
+
+
+class TrackSmoother:
+    """Smoothing state of one stream: a keypoint filter and a label smoother per face ID.
+
+    Each face is smoothed only against its own past; the state of a face whose track ended is
+    dropped (:meth:`keep`), so a long stream with many passers-by runs in constant memory.
+    """
+
+    def __init__(self, keypoint_filter: tuple[float, float] = (1.0, 0.05),
+                 label_filter: tuple[float, float] = (0.25, 0.15)):
+        self.keypoint_filter, self.label_filter = keypoint_filter, label_filter
+        self._faces: dict[int, tuple[OneEuroFilter, LabelSmoother]] = {}
+
+    def __call__(self, track_id: int, points: np.ndarray, probs: np.ndarray, t: float
+                 ) -> tuple[np.ndarray, np.ndarray, int]:
+        """Add face ``track_id``'s keypoints and probabilities at time ``t``; return the
+        smoothed keypoints, smoothed probabilities and the index of the label to show."""
+        if track_id not in self._faces:
+            self._faces[track_id] = (OneEuroFilter(*self.keypoint_filter),
+                                     LabelSmoother(*self.label_filter))
+        points_filter, label_smoother = self._faces[track_id]
+        smooth_probs, shown = label_smoother(probs, t)
+        return points_filter(points, t), smooth_probs, shown
+
+    def keep(self, track_ids: Iterable[int]) -> None:
+        """Forget every face but ``track_ids`` (the tracks still alive)."""
+        alive = set(track_ids)
+        self._faces = {k: v for k, v in self._faces.items() if k in alive}
+
+    def __len__(self) -> int:
+        return len(self._faces)

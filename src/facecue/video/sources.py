@@ -6,14 +6,17 @@ or a dropped camera ends in a clear message and a count instead of a crash.
 
 from __future__ import annotations
 
-import sys
+import logging
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 
 import cv2
 import numpy as np
+
+log = logging.getLogger(__name__)
 
 IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".pgm", ".ppm"}
 VIDEO_EXTS = {".mp4", ".avi", ".mov", ".mkv", ".mpg", ".mpeg", ".m4v", ".webm", ".wmv"}
@@ -59,7 +62,7 @@ class FrameSource:
         """Release devices and files (called by the pipeline when it stops)."""
 
     def _warn(self, msg: str) -> None:
-        print(f"facecue: {self.name}: {msg}", file=sys.stderr)
+        log.warning("%s: %s", self.name, msg)
 
 
 class ImageSource(FrameSource):
@@ -186,13 +189,42 @@ def open_source(source: int | str | Path | FrameSource | Iterable[np.ndarray]) -
             return VideoSource(text)
         path = Path(text)
         if path.is_dir():
-            images = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_EXTS)
-            if not images:
-                raise SourceError(f"no images ({', '.join(sorted(IMAGE_EXTS))}) in {path}")
-            return ImageSource(images, name=str(path))
+            return ImageSource(folder_images(path), name=str(path))
         if not path.exists():
             raise FileNotFoundError(f"source not found: {path}")
         if path.suffix.lower() in IMAGE_EXTS:
             return ImageSource([path], name=str(path))
         return VideoSource(text)
     return ArraySource(source)
+
+
+def folder_images(folder: str | Path) -> list[Path]:
+    """The image files in ``folder`` (by suffix, not its subfolders), sorted by name."""
+    folder = Path(folder)
+    images = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_EXTS)
+    if not images:
+        raise SourceError(f"no images ({', '.join(sorted(IMAGE_EXTS))}) in {folder}")
+    return images
+
+
+def image_files(paths: Iterable[str | Path]) -> list[Path]:
+    """``paths`` with each folder replaced by its images (:func:`folder_images`); files are
+    kept as given, so a missing or unreadable one is reported when it is read."""
+    out: list[Path] = []
+    for path in map(Path, paths):
+        out += folder_images(path) if path.is_dir() else [path]
+    return out
+
+
+DEMO_CLIP = resources.files("facecue") / "assets" / "demo_astronaut.mp4"
+
+
+def demo_source(builtin: bool = False) -> VideoSource:
+    """The demo's input: the webcam (index 0) when there is one and ``builtin`` is false,
+    else the built-in clip (a camera moving over a public-domain portrait)."""
+    if not builtin:
+        try:
+            return VideoSource(0, reconnect=0)
+        except SourceError:
+            log.warning("no webcam found; running on the built-in clip")
+    return VideoSource(str(DEMO_CLIP))

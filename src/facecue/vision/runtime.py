@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 from dataclasses import dataclass
 from importlib import resources
@@ -11,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
+from facecue.cpu import exact_int8
 from facecue.labels import KEYPOINT_NAMES, class_names
 
 WEIGHTS = resources.files("facecue") / "weights"
@@ -37,7 +39,7 @@ def model_card(name: str) -> dict:
 
 
 # The shipped graphs use 8-bit SpaceToDepth (onnxruntime 1.28+) and Max (1.24+); 1.23 and 1.24
-# also computed the earlier expression graphs differently on a CPU with AMX (README).
+# also computed the earlier expression graphs differently on a CPU with AMX (docs/performance.md).
 MIN_ONNXRUNTIME = (1, 28)
 
 
@@ -51,8 +53,25 @@ def check_onnxruntime(version: str = ort.__version__) -> None:
 
 
 # Exact 8-bit products (see facecue.cpu): on x86 CPUs without VNNI onnxruntime then runs its
-# saturating uint8 x int8 convs as uint8 x uint8; with VNNI, or on ARM, it changes nothing.
+# saturating uint8 x int8 convs as uint8 x uint8. Where the CPU's own 8-bit products are exact
+# (VNNI, ARM) it changes no output but can make the int8 convs several times slower, so it is
+# set only where needed (benchmarks/bench_int8_exact.py prints both ways on the CPU at hand).
 EXACT_INT8 = {"session.x64quantprecision": "1"}
+# "1" / "0" force the option on / off for every session; unset or "auto": by the CPU's flags
+EXACT_INT8_ENV = "FACECUE_EXACT_INT8"
+
+
+def int8_session_config(machine: str | None = None, flags: set[str] | None = None
+                        ) -> dict[str, str]:
+    """The session options facecue's int8 graphs need on this CPU (or on ``machine`` with
+    ``flags``, for tests): ``EXACT_INT8`` where 8-bit products saturate, nothing elsewhere.
+    ``$FACECUE_EXACT_INT8`` (``1``, ``0``, ``auto``) overrides the rule."""
+    forced = os.environ.get(EXACT_INT8_ENV, "auto").strip().lower()
+    if forced not in ("auto", "", "1", "0"):
+        raise ValueError(f"{EXACT_INT8_ENV} must be 1, 0 or auto, not {forced!r}")
+    if forced in ("1", "0"):
+        return dict(EXACT_INT8) if forced == "1" else {}
+    return {} if exact_int8(machine, flags) else dict(EXACT_INT8)
 
 
 def runtime_requirements() -> dict:
@@ -69,7 +88,7 @@ def runtime_requirements() -> dict:
 def onnx_session(path: str | Path, threads: int = 1,
                  options: ort.SessionOptions | None = None) -> ort.InferenceSession:
     """An onnxruntime CPU session for a facecue model file; every model is run through this,
-    so the int8 graphs give the same outputs on every CPU (``EXACT_INT8``)."""
+    so the int8 graphs give the same outputs on every CPU (:func:`int8_session_config`)."""
     path = Path(path)
     if not path.exists():
         raise ModelNotFoundError(f"model file not found: {path}")
@@ -77,7 +96,7 @@ def onnx_session(path: str | Path, threads: int = 1,
     opts = options or ort.SessionOptions()
     opts.intra_op_num_threads = threads
     opts.inter_op_num_threads = 1
-    for key, value in EXACT_INT8.items():
+    for key, value in int8_session_config().items():
         opts.add_session_config_entry(key, value)
     return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
 

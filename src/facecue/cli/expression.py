@@ -1,0 +1,94 @@
+"""``facecue train|eval|ship expression``: the FER2013 expression models."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from facecue.cli import add_labels_option, add_training_options, command
+
+FER = "../shared/data/fer2013/fer2013.csv.gz"
+
+
+def add_commands(verbs: dict[str, argparse._SubParsersAction]) -> None:
+    p = command(verbs["train"], "expression", "train the FER2013 expression model",
+                f"facecue train expression --labels fer7 --data {FER} "
+                "--out runs/expression_fer7_e80 --epochs 80 --threads 1 --plots", _train)
+    add_labels_option(p)
+    p.add_argument("--data", required=True, help="fer2013.csv[.gz] or icml_face_data.csv")
+    p.add_argument("--out", required=True, help="run directory (checkpoints, logs, model)")
+    p.add_argument("--epochs", type=int, default=60, help="passes over Training (default 60)")
+    p.add_argument("--batch-size", type=int, default=128, help="faces per step (default 128)")
+    p.add_argument("--lr", type=float, default=0.05, help="peak learning rate (default 0.05)")
+    p.add_argument("--width", type=int, default=24,
+                   help="channels of the first conv stage (default 24)")
+    add_training_options(p, threads=2)
+    p.add_argument("--skip-bad-rows", action="store_true",
+                   help="skip unreadable rows instead of stopping at the first")
+    p.add_argument("--plots", action="store_true",
+                   help="write training curves, confusion matrix and a face grid (PNG)")
+
+    p = command(verbs["eval"], "expression", "evaluate an expression model",
+                f"facecue eval expression --labels fer7 --data {FER} --split PrivateTest",
+                _eval)
+    add_labels_option(p)
+    p.add_argument("--data", required=True, help="fer2013.csv[.gz] or icml_face_data.csv")
+    p.add_argument("--split", default="PrivateTest", choices=["Training", "PublicTest",
+                                                              "PrivateTest", "all"],
+                   help="rows to score (default PrivateTest)")
+    p.add_argument("--model", help="ONNX file (default: the shipped model)")
+    p.add_argument("--limit", type=int, default=0, help="first N rows of the split only")
+    p.add_argument("--json", action="store_true", help="print the full report as JSON")
+    p.add_argument("--plots", help="write confusion-matrix and face-grid PNGs to this folder")
+    p.add_argument("--skip-bad-rows", action="store_true",
+                   help="skip unreadable rows instead of stopping at the first")
+
+    p = command(verbs["ship"], "expression", "build the shipped model from training runs: "
+                "their mean probability on the face and its mirror image, int8; card with "
+                "every member's record",
+                "facecue ship expression runs/expression_fer7_e80 runs/expression_fer7_e80_s1 "
+                f"--labels fer7 --data {FER}", _ship)
+    p.add_argument("runs", nargs="+", help="run directories of `facecue train expression`")
+    add_labels_option(p, required=True)
+    p.add_argument("--data", required=True, help="the FER2013 file the runs were trained on")
+    mirror = p.add_mutually_exclusive_group()
+    mirror.add_argument("--no-mirror", action="store_true", help="skip the mirror-image pass")
+    mirror.add_argument("--mirror-only", nargs="+", metavar="RUN", default=None,
+                        help="read only these of the runs also on the mirror image")
+    p.add_argument("--no-quantize", action="store_true", help="keep float32 weights")
+    p.add_argument("--weights", default=None, help="target folder (default: facecue/weights)")
+
+
+def _train(args: argparse.Namespace) -> int:
+    from facecue.train.expression import train_expression
+
+    train_expression(args.data, args.labels, args.out, epochs=args.epochs,
+                     batch_size=args.batch_size, lr=args.lr, width=args.width, seed=args.seed,
+                     threads=args.threads, limit=args.limit, resume=args.resume,
+                     skip_bad_rows=args.skip_bad_rows, plots=args.plots)
+    return 0
+
+
+def _eval(args: argparse.Namespace) -> int:
+    from facecue.evaluation.evaluate import evaluate_expression
+
+    report = evaluate_expression(args.data, labels=args.labels, split=args.split,
+                                 model=args.model, limit=args.limit, plots=args.plots,
+                                 skip_bad=args.skip_bad_rows)
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        print(f"{args.labels} {args.split}: accuracy {report['accuracy']:.4f} on n={report['n']}"
+              f"; without cross-split duplicates {report['dedup']['accuracy']:.4f}"
+              f" on n={report['dedup']['n']}")
+    return 0
+
+
+def _ship(args: argparse.Namespace) -> int:
+    from facecue.train.ship_expression import ship_expression
+
+    card = ship_expression(args.runs, args.labels, args.data, args.weights,
+                           mirror=not args.no_mirror, mirror_only=args.mirror_only,
+                           quantize=not args.no_quantize)
+    print(f"shipped expression_{args.labels}.onnx sha256 {card['sha256']}")
+    return 0

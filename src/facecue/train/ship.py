@@ -1,0 +1,47 @@
+"""What shipping does for every model: export the ensemble of finished runs to ONNX (checked
+against torch, int8-quantized when given calibration crops), score that very file, and write
+it with its card into the weights folder, the card's figures and sha256 being the file's own.
+Needs the ``train`` extra."""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from facecue.fileio import atomic_write_bytes, atomic_write_json, file_sha256
+from facecue.provenance import current_command
+from facecue.train.export import export_onnx
+from facecue.vision.runtime import WEIGHTS, runtime_requirements
+
+
+def ship_onnx(model: torch.nn.Module, name: str, weights_dir: str | Path | None, *,
+              size: int, check_inputs: np.ndarray, calibration: np.ndarray | None,
+              describe: Callable[[Path, float], dict],
+              unsigned_activations: bool = False) -> dict:
+    """Write ``NAME.onnx`` and its card ``NAME.json`` into ``weights_dir`` (None: the
+    package's weights folder) and return the card. ``model`` is exported to a temporary file
+    (quantized when ``calibration`` is given; :func:`facecue.train.export.export_onnx`), then
+    ``describe(path, parity)`` scores that file and gives the card, to which its sha256 is
+    added last."""
+    weights = WEIGHTS if weights_dir is None else Path(weights_dir)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / f"{name}.onnx"
+        parity = export_onnx(model, size, path, check_inputs=check_inputs,
+                             calibration=calibration, unsigned_activations=unsigned_activations)
+        card = describe(path, parity) | {"sha256": file_sha256(path)}
+        atomic_write_bytes(weights / f"{name}.onnx", path.read_bytes())
+    atomic_write_json(weights / f"{name}.json", card)
+    return card
+
+
+def build_record(parity: float, data: dict) -> dict:
+    """The card fields every shipped model has, in their order: the export's parity with
+    torch, the onnxruntime it was built with, its ``data`` and the command that built it."""
+    return {"onnx_parity_max_abs_before_quantization": parity,
+            "onnxruntime": runtime_requirements(),
+            "data": data,
+            "build_command": current_command()}
