@@ -148,10 +148,12 @@ def test_looping_short_window_is_redone_on_the_full_window(transcriber, media, m
     audio = load_audio(media / "speech/ljspeech/LJ001-0002.wav")
     monkeypatch.setattr(window, "MIN_WINDOW", 100)
     monkeypatch.setattr(window, "WINDOW_MARGIN", 100)  # 1 s: Whisper base often loops here
-    for _ in range(3):  # how it fails varies from run to run; no failure may get through
-        text = " ".join(u.text for u in transcriber.recognise([(0.0, audio)]))
-        assert not repeats_phrase(text)
-        assert wer("in being comparatively modern.", text) <= 0.25, text
+    # How the 1 s window fails varies from run to run (faster-whisper's fallback samples at
+    # temperature > 0), and each failed pass costs minutes of looping decodes on 2 cores: one
+    # pass here; the decision itself is tested on every kind of failure by the checks' tests.
+    text = " ".join(u.text for u in transcriber.recognise([(0.0, audio)]))
+    assert not repeats_phrase(text)
+    assert wer("in being comparatively modern.", text) <= 0.25, text
 
 
 def test_full_window_redo_is_not_cut_short_by_another_thread(transcriber, media, encoder,

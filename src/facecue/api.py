@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
@@ -25,6 +25,7 @@ from facecue.video.sinks import (
     SummarySink,
     VideoSink,
     WindowSink,
+    close_all,
     has_display,
 )
 from facecue.video.sources import demo_source, image_files, open_source
@@ -73,15 +74,20 @@ def stream(source: Source = 0, labels: str = "fer7",
 
 @dataclass(frozen=True, kw_only=True)
 class RunReport:
-    """What :func:`run` did: frames processed and skipped, faces seen, speed, files written."""
+    """What :func:`run` did: frames processed and skipped, faces seen, speed, files written,
+    and the precision each model ran in."""
 
     frames: int
-    skipped: int  # frames the source could not decode
+    skipped: int  # frames (or image files) the source could not decode
+    ended_early: str | None = None  # why the source stopped before its end (cut short, lost)
     face_frames: int  # frames with at least one face
     track_ids: tuple[int, ...]  # every face ID seen, in order
     seconds: float  # wall time of the run
     stage_ms: dict[str, float]  # mean milliseconds per frame of each pipeline stage
     files: tuple[Path, ...]  # files written (a folder for the snapshots)
+    # each model's name -> its precision as run (e.g. "keypoints15": "int8"; see
+    # facecue.vision.runtime.session_precision)
+    models: dict[str, str] = field(default_factory=dict)
 
     @property
     def fps(self) -> float:
@@ -89,11 +95,12 @@ class RunReport:
 
     def as_dict(self) -> dict:
         """JSON-ready: the fields, ``fps``, paths as text."""
-        return {"frames": self.frames, "skipped": self.skipped, "face_frames": self.face_frames,
+        return {"frames": self.frames, "skipped": self.skipped,
+                "ended_early": self.ended_early, "face_frames": self.face_frames,
                 "track_ids": list(self.track_ids), "seconds": round(self.seconds, 3),
                 "fps": round(self.fps, 2),
                 "stage_ms": {k: round(v, 3) for k, v in self.stage_ms.items()},
-                "files": [str(f) for f in self.files]}
+                "files": [str(f) for f in self.files], "models": dict(self.models)}
 
 
 def run(source: Source, out: str | Path | None = None, *, jsonl: str | Path | None = None,
@@ -112,7 +119,11 @@ def run(source: Source, out: str | Path | None = None, *, jsonl: str | Path | No
     - ``sinks``: any other :class:`~facecue.video.sinks.Sink`.
 
     ``speech`` (e.g. :class:`facecue.captions.live.SpeechFeed`) gives the caption drawn on
-    each frame. Files are complete and every sink is closed even on errors or Ctrl-C.
+    each frame. Every output path is checked before the first frame is read. Files are
+    complete and every sink is closed even on errors or Ctrl-C; a write that fails (a full
+    disk) stops the run with an ``OSError`` naming the file, which is then not written. A
+    source that stops early (a file cut short, a camera lost) ends the run there: the
+    report's ``ended_early`` says why.
     """
     pipe = pipeline or _default_pipeline(labels)
     src = open_source(source)  # fails before any output file is started
@@ -137,15 +148,24 @@ def run(source: Source, out: str | Path | None = None, *, jsonl: str | Path | No
                 break
     finally:
         faces.close()
-        for sink in targets:
-            sink.close()
         if speech is not None and hasattr(speech, "close"):
             speech.close()
+        close_all(targets)
     stats = faces.stats
-    return RunReport(frames=stats.frames, skipped=stats.skipped, face_frames=stats.face_frames,
+    return RunReport(frames=stats.frames, skipped=stats.skipped,
+                     ended_early=stats.ended_early, face_frames=stats.face_frames,
                      track_ids=tuple(sorted(stats.track_ids)),
                      seconds=time.perf_counter() - start, stage_ms=stats.stage_ms(),
-                     files=tuple(f for s in targets for f in s.files))
+                     files=tuple(f for s in targets for f in s.files),
+                     models=_precisions(pipe))
+
+
+def _precisions(pipe: Pipeline) -> dict[str, str]:
+    """Name -> precision as run of the pipeline's models (``unknown`` for models of other
+    kinds that do not say)."""
+    models = (pipe.expression, pipe.keypoints)
+    return {getattr(m, "name", type(m).__name__): getattr(m, "precision", "unknown")
+            for m in models}
 
 
 def _sinks(out: str | Path | None, jsonl: str | Path | None, window: bool,

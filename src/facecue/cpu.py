@@ -21,11 +21,12 @@ X86 = {"x86_64", "amd64", "i386", "i686", "x86"}
 
 
 def cpu_flags() -> set[str] | None:
-    """The CPU's feature flags in lower case, or None where they cannot be read."""
+    """The CPU's feature flags in lower case (x86 ``flags``, ARM ``Features`` on Linux), or
+    None where they cannot be read."""
     try:
         with open("/proc/cpuinfo") as f:
             for line in f:
-                if line.startswith("flags"):
+                if line.startswith(("flags", "Features")):
                     return set(line.split(":", 1)[1].lower().split())
     except OSError:
         pass
@@ -62,3 +63,16 @@ def exact_int8(machine: str | None = None, flags: set[str] | None = None) -> boo
         return True
     flags = cpu_flags() if flags is None else flags
     return bool(flags and flags & VNNI_FLAGS)
+
+
+def int8_reason(machine: str | None = None, flags: set[str] | None = None) -> str:
+    """Why :func:`exact_int8` says what it says here (or on ``machine`` with ``flags``), in a
+    few words: ``this CPU has no VNNI``, ``this CPU has VNNI (avx512_vnni)``, ..."""
+    machine = (machine or platform.machine()).lower()
+    if machine not in X86:
+        return f"8-bit products are exact on {machine}"
+    flags = cpu_flags() if flags is None else flags
+    if not flags:
+        return "this CPU's flags could not be read"
+    vnni = sorted(flags & VNNI_FLAGS)
+    return f"this CPU has VNNI ({', '.join(vnni)})" if vnni else "this CPU has no VNNI"

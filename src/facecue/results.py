@@ -6,6 +6,7 @@ shift the meaning of a positional call."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
@@ -53,7 +54,8 @@ class Face:
 
     def as_dict(self) -> dict:
         """The face as a JSON-ready dict: what ``facecue analyze --json`` prints per face and
-        each record of ``facecue run``'s JSON Lines holds (after its ``time`` and ``frame``).
+        each record of ``facecue run``'s JSON Lines holds (after its ``time``, ``frame``
+        and, for images and folders, ``source``: the image file).
 
         Fields, in this order (coordinates in the image's pixels, origin top left):
 
@@ -101,3 +103,4 @@ class FrameResult:
     width: int
     height: int
     faces: list[Face] = field(default_factory=list)
+    source: Path | None = None  # the image file, for image and folder sources

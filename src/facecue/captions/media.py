@@ -11,7 +11,7 @@ stream is then decoded once.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -39,21 +39,30 @@ class CaptionReport:
 def caption_file(media: str | Path, out: str | Path | None = None, fmt: str | None = None, *,
                  labels: str = "fer7", pipeline: Pipeline | None = None,
                  transcriber: Transcriber | None = None, manner: bool = True,
-                 emoji: bool = False) -> CaptionReport:
+                 emoji: bool = False,
+                 on_utterance: Callable[[EmotionalUtterance], None] | None = None
+                 ) -> CaptionReport:
     """Emotion-aware captions for a video or audio file, in ``fmt`` (default: from ``out``'s
     suffix, else vtt). With ``out`` they are written there (a vtt file with its ``NAME.css``);
     without, nothing is written and the report's ``text`` holds them.
 
     ``pipeline``: the face pipeline (default the shipped models), used only when the file
     has video; ``transcriber``: speech recognition (default :class:`Transcriber`). ``manner``:
-    ``[manner]`` tags in the text; ``emoji``: end sentences with an emoji. Raises
+    ``[manner]`` tags in the text; ``emoji``: end sentences with an emoji; ``on_utterance``:
+    called with each utterance as soon as it is captioned (a long file shows progress, and what
+    was shown stays shown if the run is stopped; the files are written only when complete). Raises
     :class:`~facecue.speech.audio.AudioError` when the file has no audio track (before Whisper
     is loaded, when no ``transcriber`` is given).
     """
     fmt = caption_format(out, fmt)
     path, info = _probe(media)
     transcriber = transcriber or Transcriber()
-    items = tuple(_fused(path, info, labels, transcriber, pipeline))
+    items = []
+    for item in _fused(path, info, labels, transcriber, pipeline):
+        items.append(item)
+        if on_utterance is not None:
+            on_utterance(item)
+    items = tuple(items)
     text = render_captions(items, fmt, manner, emoji)
     files = tuple(save_captions(out, text, fmt)) if out is not None else ()
     return CaptionReport(items, text, files, fmt, transcriber.model.model.compute_type)

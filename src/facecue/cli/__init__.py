@@ -5,7 +5,8 @@ the libraries are imported when a command runs, so commands that need no extras 
 
 Library modules log through :mod:`logging`; :func:`main` shows their messages on standard
 error as ``facecue: message`` (``-v`` adds debug messages, ``-q`` keeps only warnings and
-errors) and keeps standard output for results.
+errors) and keeps standard output for results. SIGTERM and SIGHUP stop a command the way
+Ctrl-C does, so outputs are finished before it exits.
 """
 
 from __future__ import annotations
@@ -13,7 +14,9 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
 import sys
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
@@ -21,6 +24,10 @@ from facecue.labels import LABEL_SETS
 from facecue.provenance import running_command
 
 log = logging.getLogger(__name__)
+
+# Signals that stop a command like Ctrl-C (SIGHUP: not on Windows).
+STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGTERM", "SIGHUP")
+                     if hasattr(signal, name))
 
 # Groups of commands: verb -> what it does. Each takes what it acts on as its next word.
 VERBS = {
@@ -42,24 +49,61 @@ OLD_SPELLINGS = {
 }
 
 
+class Stopped(KeyboardInterrupt):
+    """SIGTERM or SIGHUP (a service manager, a container, a closed terminal), raised as Ctrl-C
+    raises KeyboardInterrupt, so every output is finished on the way out."""
+
+    def __init__(self, signum: int):
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Run one command; its exit code (docs/cli.md) says how it ended: 0 done, 1 some inputs
+    failed, 2 an error stopped it, 130 Ctrl-C, 128 + N signal N (143 SIGTERM, 129 SIGHUP)."""
     argv, old = new_spelling(sys.argv[1:] if argv is None else list(argv))
-    args = parser().parse_args(argv)
-    with _messages(args.verbose - args.quiet), running_command(argv):
-        if old:
-            log.warning("`facecue %s` is now `facecue %s`; the old spelling goes in the next "
-                        "release", " ".join(old), " ".join(OLD_SPELLINGS[old]))
+    with _messages() as show, _stop_on_signals(), running_command(argv):
         try:
+            args = parser().parse_args(argv)  # imports the commands: may meet Ctrl-C too
+            show(args.verbose - args.quiet)
+            if old:
+                log.warning("`facecue %s` is now `facecue %s`; the old spelling goes in the "
+                            "next release", " ".join(old), " ".join(OLD_SPELLINGS[old]))
             return int(args.handler(args) or 0)
+        except Stopped as e:
+            log.error("stopped by %s", e)
+            return 128 + e.signum
         except KeyboardInterrupt:
             log.error("interrupted")
             return 130
         except BrokenPipeError:  # stdout closed early (piped into head): not an error
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
             return 0
-        except (FileNotFoundError, ValueError, RuntimeError) as e:
-            log.error("error: %s", e)
+        except (OSError, ValueError, RuntimeError) as e:
+            log.error("error: %s", e.strerror if isinstance(e, OSError) and e.strerror
+                      and not e.filename else e)
             return 2
+
+
+@contextmanager
+def _stop_on_signals() -> Iterator[None]:
+    """While the block runs, SIGTERM and SIGHUP raise :class:`Stopped` (once: a second one
+    while outputs are being finished is ignored)."""
+    if threading.current_thread() is not threading.main_thread():  # only it takes signals
+        yield
+        return
+
+    def stop(signum: int, frame) -> None:
+        for s in STOP_SIGNALS:
+            signal.signal(s, signal.SIG_IGN)
+        raise Stopped(signum)
+
+    before = {s: signal.signal(s, stop) for s in STOP_SIGNALS}
+    try:
+        yield
+    finally:
+        for s, handler in before.items():
+            signal.signal(s, handler)
 
 
 def new_spelling(argv: list[str]) -> tuple[list[str], tuple[str, str] | None]:
@@ -73,16 +117,20 @@ def new_spelling(argv: list[str]) -> tuple[list[str], tuple[str, str] | None]:
 
 def parser() -> argparse.ArgumentParser:
     """The whole command tree."""
-    from facecue.cli import data, expression, keypoints, pipeline, speech
+    from facecue.cli import data, doctor, expression, keypoints, pipeline, speech
 
     top = argparse.ArgumentParser(
         prog="facecue", description="Offline, CPU-first facial keypoints, expressions and "
         "emotion-aware captions.\n`facecue COMMAND --help` shows a command's options and "
         "an example.", epilog="example:\n  facecue demo",
         formatter_class=argparse.RawDescriptionHelpFormatter, parents=[_global_options(0)])
+    top.add_argument("--version", action=doctor.VersionAction,
+                     help="print facecue's version and how it runs its int8 models on this "
+                          "CPU, and exit")
     sub = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
     pipeline.add_commands(sub)
     speech.add_commands(sub)
+    doctor.add_commands(sub)
     groups = {verb: sub.add_parser(
         verb, help=what, description=what,
         epilog=f"`facecue {verb} WHAT --help` shows its options and an example.").add_subparsers(
@@ -132,18 +180,37 @@ def add_model_options(p: argparse.ArgumentParser, threads: int = 1,
     p.add_argument("--expression-model", help="expression ONNX file (default: the shipped "
                    "model for --labels)")
     p.add_argument("--keypoints-model", help="keypoint ONNX file (default: the shipped model)")
+    for model in ("expression", "keypoints"):
+        p.add_argument(f"--{model}-model-sha256", metavar="HEX",
+                       help=f"refuse the --{model}-model file unless its sha256 is HEX (shipped "
+                            "models are always checked against their cards)")
     p.add_argument("--detector", choices=["haar", "mediapipe"], default="haar",
                    help="face detector (default haar; mediapipe needs facecue[mediapipe])")
-    p.add_argument("--threads", type=int, default=threads, help=f"{threads_help} "
+    p.add_argument("--threads", type=at_least(1), default=threads, help=f"{threads_help} "
                    f"(default {threads})")
+
+
+def at_least(least: int) -> Callable[[str], int]:
+    """An argparse type for a count: a whole number no smaller than ``least`` (a negative
+    ``--limit`` would otherwise quietly mean "all but the last")."""
+    def count(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = None
+        if value is None or value < least:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of at least {least}")
+        return value
+    return count
 
 
 def add_training_options(p: argparse.ArgumentParser, threads: int) -> None:
     """The options every training command shares: seed, threads, smoke-run limit, resume."""
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    p.add_argument("--threads", type=int, default=threads,
+    p.add_argument("--threads", type=at_least(1), default=threads,
                    help=f"torch threads (default {threads})")
-    p.add_argument("--limit", type=int, default=0, help="use only N rows per split (smoke runs)")
+    p.add_argument("--limit", type=at_least(0), default=0,
+                   help="use only N rows per split (smoke runs)")
     p.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
 
 
@@ -153,8 +220,10 @@ def load_pipeline(args: argparse.Namespace, **kwargs):
     from facecue.vision.detect import make_detector
     from facecue.vision.runtime import ExpressionModel, KeypointModel
 
-    return Pipeline(ExpressionModel.load(args.labels, args.expression_model, args.threads),
-                    KeypointModel.load(args.keypoints_model, args.threads),
+    return Pipeline(ExpressionModel.load(args.labels, args.expression_model, args.threads,
+                                         sha256=args.expression_model_sha256),
+                    KeypointModel.load(args.keypoints_model, args.threads,
+                                       sha256=args.keypoints_model_sha256),
                     make_detector(args.detector), **kwargs)
 
 
@@ -170,18 +239,22 @@ class _Stderr(logging.Handler):
 
 
 @contextmanager
-def _messages(verbosity: int) -> Iterator[None]:
-    """While a command runs, facecue's log messages go to standard error as ``facecue: ...``
-    (info and up by default; -v: debug; -q: warnings; -qq: errors)."""
-    level = {-1: logging.WARNING, 0: logging.INFO}.get(
-        verbosity, logging.DEBUG if verbosity > 0 else logging.ERROR)
+def _messages() -> Iterator[Callable[[int], None]]:
+    """While a command runs, facecue's log messages go to standard error as ``facecue: ...``;
+    the block gets a function setting the verbosity (0, the start: info and up; 1: debug;
+    -1: warnings; -2: errors)."""
     logger, handler = logging.getLogger("facecue"), _Stderr()
     handler.setFormatter(logging.Formatter("facecue: %(message)s"))
     old_level = logger.level
-    logger.setLevel(level)
+
+    def show(verbosity: int) -> None:
+        logger.setLevel({-1: logging.WARNING, 0: logging.INFO}.get(
+            verbosity, logging.DEBUG if verbosity > 0 else logging.ERROR))
+
+    show(0)
     logger.addHandler(handler)
     try:
-        yield
+        yield show
     finally:
         logger.removeHandler(handler)
         logger.setLevel(old_level)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from facecue.cli import add_labels_option, add_training_options, command
+from facecue.cli import add_labels_option, add_training_options, at_least, command
 
 FER = "../shared/data/fer2013/fer2013.csv.gz"
 
@@ -17,10 +17,12 @@ def add_commands(verbs: dict[str, argparse._SubParsersAction]) -> None:
     add_labels_option(p)
     p.add_argument("--data", required=True, help="fer2013.csv[.gz] or icml_face_data.csv")
     p.add_argument("--out", required=True, help="run directory (checkpoints, logs, model)")
-    p.add_argument("--epochs", type=int, default=60, help="passes over Training (default 60)")
-    p.add_argument("--batch-size", type=int, default=128, help="faces per step (default 128)")
+    p.add_argument("--epochs", type=at_least(1), default=60,
+                   help="passes over Training (default 60)")
+    p.add_argument("--batch-size", type=at_least(1), default=128,
+                   help="faces per step (default 128)")
     p.add_argument("--lr", type=float, default=0.05, help="peak learning rate (default 0.05)")
-    p.add_argument("--width", type=int, default=24,
+    p.add_argument("--width", type=at_least(1), default=24,
                    help="channels of the first conv stage (default 24)")
     add_training_options(p, threads=2)
     p.add_argument("--skip-bad-rows", action="store_true",
@@ -37,7 +39,7 @@ def add_commands(verbs: dict[str, argparse._SubParsersAction]) -> None:
                                                               "PrivateTest", "all"],
                    help="rows to score (default PrivateTest)")
     p.add_argument("--model", help="ONNX file (default: the shipped model)")
-    p.add_argument("--limit", type=int, default=0, help="first N rows of the split only")
+    p.add_argument("--limit", type=at_least(0), default=0, help="first N rows of the split only")
     p.add_argument("--json", action="store_true", help="print the full report as JSON")
     p.add_argument("--plots", help="write confusion-matrix and face-grid PNGs to this folder")
     p.add_argument("--skip-bad-rows", action="store_true",
@@ -71,6 +73,7 @@ def _train(args: argparse.Namespace) -> int:
 
 def _eval(args: argparse.Namespace) -> int:
     from facecue.evaluation.evaluate import evaluate_expression
+    from facecue.formats.fer2013 import ReadReport
 
     report = evaluate_expression(args.data, labels=args.labels, split=args.split,
                                  model=args.model, limit=args.limit, plots=args.plots,
@@ -80,7 +83,9 @@ def _eval(args: argparse.Namespace) -> int:
     else:
         print(f"{args.labels} {args.split}: accuracy {report['accuracy']:.4f} on n={report['n']}"
               f"; without cross-split duplicates {report['dedup']['accuracy']:.4f}"
-              f" on n={report['dedup']['n']}")
+              f" on n={report['dedup']['n']}"
+              + (f"; {ReadReport(skipped_lines=report['skipped_lines']).summary()}"
+                 if report["skipped_lines"] else ""))
     return 0
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from facecue.cli import add_training_options, command
+from facecue.cli import add_training_options, at_least, command
 
 FER = "../shared/data/fer2013/fer2013.csv.gz"
 KAGGLE = "../shared/data/kaggle-facial-keypoints"
@@ -20,10 +20,11 @@ def add_commands(verbs: dict[str, argparse._SubParsersAction]) -> None:
     p.add_argument("--data", required=True,
                    help="Kaggle-format training.csv[.gz] (from `facecue data from-68`)")
     p.add_argument("--out", required=True, help="run directory (checkpoints, logs, model)")
-    p.add_argument("--epochs", type=int, default=80, help="passes over the data (default 80)")
-    p.add_argument("--batch-size", type=int, default=64, help="faces per step (default 64)")
+    p.add_argument("--epochs", type=at_least(1), default=80,
+                   help="passes over the data (default 80)")
+    p.add_argument("--batch-size", type=at_least(1), default=64, help="faces per step (default 64)")
     p.add_argument("--lr", type=float, default=0.002, help="peak learning rate (default 0.002)")
-    p.add_argument("--width", type=int, default=16,
+    p.add_argument("--width", type=at_least(1), default=16,
                    help="channels of the first conv stage (default 16)")
     p.add_argument("--flip-prob", type=float, default=0.0,
                    help="share of training crops mirrored (left/right keypoints swapped)")
@@ -53,8 +54,10 @@ def add_commands(verbs: dict[str, argparse._SubParsersAction]) -> None:
                 _train_backbone)
     p.add_argument("--data", required=True, help="fer2013.csv[.gz]")
     p.add_argument("--out", required=True, help="run directory (checkpoints, best.pt)")
-    p.add_argument("--epochs", type=int, default=10, help="passes over Training (default 10)")
-    p.add_argument("--width", type=int, default=16, help="must match `train keypoints --width`")
+    p.add_argument("--epochs", type=at_least(1), default=10,
+                   help="passes over Training (default 10)")
+    p.add_argument("--width", type=at_least(1), default=16,
+                   help="must match `train keypoints --width`")
     add_training_options(p, threads=1)
 
     p = command(verbs["eval"], "keypoints", "evaluate a keypoint model",
@@ -66,7 +69,7 @@ def add_commands(verbs: dict[str, argparse._SubParsersAction]) -> None:
                    help="rows to score (default: test when the data has an identity split, "
                         "else all)")
     p.add_argument("--model", help="ONNX file (default: the shipped model)")
-    p.add_argument("--limit", type=int, default=0, help="first N rows of the split only")
+    p.add_argument("--limit", type=at_least(0), default=0, help="first N rows of the split only")
     p.add_argument("--json", action="store_true", help="print the full report as JSON")
     p.add_argument("--plots", help="write a face grid with predicted/true keypoints here")
 
@@ -84,7 +87,7 @@ def add_commands(verbs: dict[str, argparse._SubParsersAction]) -> None:
     p.add_argument("runs", nargs="+", help="run directories of `facecue train keypoints`")
     p.add_argument("--fer", required=True, help="fer2013.csv[.gz]")
     p.add_argument("--out", required=True, help="training.csv[.gz] to write")
-    p.add_argument("--limit", type=int, default=0, help="first N Training faces only")
+    p.add_argument("--limit", type=at_least(0), default=0, help="first N Training faces only")
 
     p = command(verbs["label"], "blend", "relabel the train (and val) rows of a keypoints CSV "
                 "as a blend of their own and finished runs' mean keypoints",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from facecue.cli import add_model_options, command, load_pipeline, log
+from facecue.cli import add_model_options, at_least, command, load_pipeline, log
 from facecue.cli.speech import add_language_options, make_transcriber
 
 VIDEO = "../shared/media/videos/pyfeat_single_face.mp4"
@@ -20,8 +20,8 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--jsonl", help="JSON Lines file, one record per frame and face (- = "
                    "stdout; the default with no --out and no window)")
     p.add_argument("--no-window", action="store_true", help="do not open a window")
-    p.add_argument("--max-frames", type=int, default=0, help="stop after N frames")
-    p.add_argument("--detect-every", type=int, default=5,
+    p.add_argument("--max-frames", type=at_least(0), default=0, help="stop after N frames")
+    p.add_argument("--detect-every", type=at_least(1), default=5,
                    help="frames between re-detections of a tracked face (default 5)")
     p.add_argument("--snapshot-every", type=float, default=0.0,
                    help="also save a snapshot every S seconds (with --out)")
@@ -45,7 +45,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
                 "facecue demo --builtin --out facecue-demo", _demo)
     p.add_argument("--out", default="facecue-demo", help="output folder (default facecue-demo)")
     p.add_argument("--builtin", action="store_true", help="use the built-in clip, not a webcam")
-    p.add_argument("--max-frames", type=int, default=300,
+    p.add_argument("--max-frames", type=at_least(1), default=300,
                    help="webcam frames to process (default 300)")
     add_model_options(p)
 
@@ -53,6 +53,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
 def _run(args: argparse.Namespace) -> int:
     from facecue.api import run
     from facecue.video.sinks import has_display
+    from facecue.video.sources import open_source
 
     window, why = (False, "") if args.no_window else has_display()
     if why:
@@ -62,14 +63,16 @@ def _run(args: argparse.Namespace) -> int:
         from facecue.captions.live import LiveCaptioner, SpeechFeed
 
         speech = SpeechFeed(args.source, LiveCaptioner(make_transcriber(args)))
-    report = run(args.source, args.out, jsonl=args.jsonl or (None if window or args.out else "-"),
-                 window=window, pipeline=load_pipeline(args, detect_every=args.detect_every),
-                 max_frames=args.max_frames, snapshot_every=args.snapshot_every, speech=speech)
+    pipeline = load_pipeline(args, detect_every=args.detect_every)
+    source = open_source(args.source)
+    report = run(source, args.out, jsonl=args.jsonl or (None if window or args.out else "-"),
+                 window=window, pipeline=pipeline, max_frames=args.max_frames,
+                 snapshot_every=args.snapshot_every, speech=speech)
     _tell(report)
     for line in speech.captioner.lines if speech is not None else []:
         u = line.item.utterance
         log.info("said %.2f-%.2f s: %s", u.start, u.end, line.sentence)
-    return 0
+    return 1 if source.independent and report.skipped else 0  # image files that failed
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -82,9 +85,11 @@ def _demo(args: argparse.Namespace) -> int:
 
 def _tell(report) -> None:
     """A run's report, on standard error."""
-    log.info("%d frames (%d skipped), faces in %d, %d face IDs, %.1f FPS", report.frames,
-             report.skipped, report.face_frames, len(report.track_ids), report.fps)
+    log.info("%d frames (%d skipped%s), faces in %d, %d face IDs, %.1f FPS", report.frames,
+             report.skipped, f", {report.ended_early}" if report.ended_early else "",
+             report.face_frames, len(report.track_ids), report.fps)
     log.info("ms/frame %s", ", ".join(f"{k} {v:.1f}" for k, v in report.stage_ms.items()))
+    log.debug("models: %s", "; ".join(f"{k} {v}" for k, v in report.models.items()))
     for path in report.files:
         if path.is_dir():
             log.info("wrote %s/ (%d files)", path, sum(1 for _ in path.iterdir()))
@@ -107,5 +112,6 @@ def _analyze(args: argparse.Namespace) -> int:
         elif image.error is None:
             desc = "; ".join(f"{list(f.box)} {f.expression.label} {f.expression.score:.0%}"
                              for f in image.faces)
-            print(f"{image.path}: {len(image.faces)} face(s){': ' + desc if desc else ''}")
+            print(f"{image.path}: {len(image.faces)} face(s){': ' + desc if desc else ''}",
+                  flush=True)  # as each image is done: an interrupt keeps those before it
     return 1 if failed else 0

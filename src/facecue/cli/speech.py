@@ -63,16 +63,19 @@ def make_transcriber(args: argparse.Namespace, **kwargs):
 def _caption(args: argparse.Namespace) -> int:
     from facecue.captions.media import caption_file
 
-    report = caption_file(args.media, args.out, args.format, labels=args.labels,
-                          pipeline=load_pipeline(args),
-                          transcriber=make_transcriber(args, cpu_threads=args.threads),
-                          manner=not args.no_manner, emoji=args.emoji)
-    log.info("speech recognition: Whisper base, %s arithmetic", report.compute_type)
-    for item in report.items:
+    transcriber = make_transcriber(args, cpu_threads=args.threads)
+    log.info("speech recognition: Whisper base, %s arithmetic",
+             transcriber.model.model.compute_type)  # as CTranslate2 runs it
+
+    def tell(item) -> None:  # each utterance as soon as it is captioned
         flags = [f for f in ("no_face", "disagree") if getattr(item, f)]
         log.info("%7.2f-%7.2f  %-9s %s%s", item.utterance.start, item.utterance.end,
                  item.emotion, item.sentence(not args.no_manner, args.emoji),
                  f"  ({', '.join(flags)})" if flags else "")
+
+    report = caption_file(args.media, args.out, args.format, labels=args.labels,
+                          pipeline=load_pipeline(args), transcriber=transcriber,
+                          manner=not args.no_manner, emoji=args.emoji, on_utterance=tell)
     if not report.items:
         log.info("no speech found: the captions have no cues")
     if args.out is None:

@@ -15,12 +15,19 @@ from facecue.labels import class_names
 from facecue.vision.runtime import ExpressionModel, KeypointModel, shipped_model_path
 
 
+def _check_limit(limit: int) -> None:
+    if limit < 0:  # a slice [:-1] would quietly drop the last row
+        raise ValueError(f"limit must be 0 (every row) or more, not {limit}")
+
+
 def evaluate_expression(data: str | Path, labels: str = "fer7", split: str = "PrivateTest",
                         model: str | Path | None = None, limit: int = 0,
                         plots: str | Path | None = None, skip_bad: bool = False,
                         threads: int = 2) -> dict:
     """Accuracy, per-class precision/recall, confusion matrix on ``split``, and the same accuracy
-    with the split's images that also occur in Training removed (FER2013 has such duplicates)."""
+    with the split's images that also occur in Training removed (FER2013 has such duplicates).
+    With ``skip_bad``, the rows left out are counted and their lines named (``skipped_*``)."""
+    _check_limit(limit)
     fer, read_report = read_fer2013(data, skip_bad=skip_bad)
     dup_all = cross_split_duplicates(fer, split)
     rows = fer.split(split)
@@ -38,6 +45,7 @@ def evaluate_expression(data: str | Path, labels: str = "fer7", split: str = "Pr
     names = class_names(labels)
     report = {"labels": labels, "split": split, "data": str(data), "model": str(model_path),
               "model_sha256": file_sha256(model_path), "skipped_bad_rows": read_report.skipped,
+              "skipped_lines": read_report.skipped_lines, "skipped_why": read_report.problems,
               **classification_report(targets, pred, names)}
     clean = ~dup
     report["dedup"] = {"removed": int(dup.sum()), "n": int(clean.sum()),
@@ -66,6 +74,7 @@ def evaluate_keypoints(data: str | Path | KeypointRows, split: str | None = None
     """
     from facecue.formats.landmarks68 import load_keypoint_data
 
+    _check_limit(limit)
     rows = data if isinstance(data, KeypointRows) else load_keypoint_data(data)
     split = split or ("test" if "Split" in rows.extra else "all")
     rows = rows.split(split)

@@ -6,31 +6,44 @@ asks to skip bad rows, in which case they are counted and reported in :class:`Re
 
 from __future__ import annotations
 
-import csv
-import gzip
 import hashlib
-import io
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from facecue.formats.csvfile import BadRowError, csv_rows
 from facecue.labels import fer_to_class
 
 USAGES = ("Training", "PublicTest", "PrivateTest")
 N_PIXELS = 48 * 48
 
 
-class BadRowError(ValueError):
-    """A FER2013 row that cannot be used; the message names the file line and the problem."""
-
-
 @dataclass
 class ReadReport:
+    """What a read kept and, with ``skip_bad``, which lines it left out and why."""
+
     rows: int = 0
-    skipped: int = 0
+    skipped_lines: list[int] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)  # first few skipped-row messages
+
+    @property
+    def skipped(self) -> int:
+        return len(self.skipped_lines)
+
+    def skip(self, line: int, message: str) -> None:
+        self.skipped_lines.append(line)
+        if len(self.problems) < 20:
+            self.problems.append(message)
+
+    def summary(self, shown: int = 10) -> str:
+        """``skipped 2 bad rows (lines 4, 9)``, naming at most ``shown`` lines."""
+        lines = ", ".join(map(str, self.skipped_lines[:shown]))
+        if self.skipped > shown:
+            lines += f" and {self.skipped - shown} more"
+        s = "" if self.skipped == 1 else "s"
+        return f"skipped {self.skipped} bad row{s} (line{s} {lines})"
 
 
 @dataclass
@@ -73,38 +86,31 @@ class Fer2013:
 
 def read_fer2013(path: str | Path, skip_bad: bool = False) -> tuple[Fer2013, ReadReport]:
     """Read and validate a FER2013 CSV (``emotion,pixels,Usage`` in any column order/spacing)."""
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"FER2013 file not found: {path}")
-    opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rb") as raw, io.TextIOWrapper(raw, encoding="utf-8", newline="") as f:
-        reader = csv.reader(f)
+    report = ReadReport()
+    rows = csv_rows(Path(path), "FER2013", on_bad=report.skip if skip_bad else None)
+    try:
+        header_line, header = next(rows)
+    except StopIteration:
+        raise BadRowError(f"{path}: empty file, expected a header row") from None
+    header = [h.strip().lower() for h in header]
+    missing = {"emotion", "pixels", "usage"} - set(header)
+    if missing:
+        raise BadRowError(f"{path}: line {header_line}: header lacks column(s) {sorted(missing)}")
+    ie, ip, iu = header.index("emotion"), header.index("pixels"), header.index("usage")
+    images, labels, usage, lines = [], [], [], []
+    for line, row in rows:
         try:
-            header = [h.strip().lower() for h in next(reader)]
-        except StopIteration:
-            raise BadRowError(f"{path}: empty file, expected a header row") from None
-        missing = {"emotion", "pixels", "usage"} - set(header)
-        if missing:
-            raise BadRowError(f"{path}: line 1: header lacks column(s) {sorted(missing)}")
-        ie, ip, iu = header.index("emotion"), header.index("pixels"), header.index("usage")
-        images, labels, usage, lines = [], [], [], []
-        report = ReadReport()
-        for row in reader:
-            line = reader.line_num
-            try:
-                label, img, use = _parse_row(row, len(header), ie, ip, iu)
-            except BadRowError as e:
-                msg = f"{path}: line {line}: {e}"
-                if not skip_bad:
-                    raise BadRowError(msg) from None
-                report.skipped += 1
-                if len(report.problems) < 20:
-                    report.problems.append(msg)
-                continue
-            images.append(img)
-            labels.append(label)
-            usage.append(use)
-            lines.append(line)
+            label, img, use = _parse_row(row, len(header), ie, ip, iu)
+        except BadRowError as e:
+            msg = f"{path}: line {line}: {e}"
+            if not skip_bad:
+                raise BadRowError(msg) from None
+            report.skip(line, msg)
+            continue
+        images.append(img)
+        labels.append(label)
+        usage.append(use)
+        lines.append(line)
     report.rows = len(labels)
     data = Fer2013(
         images=np.stack(images) if images else np.zeros((0, 48, 48), np.uint8),

@@ -19,14 +19,11 @@ from pathlib import Path
 import numpy as np
 
 from facecue.fileio import atomic_write_bytes
+from facecue.formats.csvfile import BadRowError, csv_rows
 from facecue.labels import KEYPOINT_COLUMNS, KEYPOINT_NAMES
 
 SIZE = 96
 N_PIXELS = SIZE * SIZE
-
-
-class BadRowError(ValueError):
-    """A keypoints-file row that cannot be used; the message names the file line and problem."""
 
 
 @dataclass
@@ -57,34 +54,24 @@ class KeypointRows:
         return self.subset(self.extra["Split"] == name)
 
 
-def _rows(path: Path) -> Iterator[tuple[int, list[str]]]:
-    """(line, fields) of a CSV file; line 1 is the header."""
-    if not path.exists():
-        raise FileNotFoundError(f"keypoints file not found: {path}")
-    opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rb") as raw, io.TextIOWrapper(raw, encoding="utf-8", newline="") as f:
-        reader = csv.reader(f)
-        for row in reader:
-            yield reader.line_num, row
-
-
 def _header(path: Path, rows: Iterator[tuple[int, list[str]]], required: tuple[str, ...]
             ) -> list[str]:
     try:
-        _, header = next(rows)
+        line, header = next(rows)
     except StopIteration:
         raise BadRowError(f"{path}: empty file, expected a header row") from None
     header = [h.strip() for h in header]
     missing = [c for c in required if c not in header]
     if missing:
-        raise BadRowError(f"{path}: line 1: header lacks column(s) {missing}")
+        more = f" and {len(missing) - 4} more" if len(missing) > 4 else ""
+        raise BadRowError(f"{path}: line {line}: header lacks column(s) {missing[:4]}{more}")
     return header
 
 
 def _table(path: Path, columns: tuple[str, ...]
            ) -> tuple[Iterator[tuple[int, list[str]]], list[str], list[int]]:
     """(data rows, header, index of each of ``columns``) of a file that must have them."""
-    rows = _rows(path)
+    rows = csv_rows(path, "keypoints")
     header = _header(path, rows, columns)
     return rows, header, [header.index(c) for c in columns]
 
@@ -132,7 +119,7 @@ def _parse_coord(name: str, text: str) -> float:
 def read_training_csv(path: str | Path, require_image: bool = True) -> KeypointRows:
     """Read a Kaggle ``training.csv`` (30 keypoint columns, ``Image``; empty = missing)."""
     path = Path(path)
-    rows = _rows(path)
+    rows = csv_rows(path, "keypoints")
     header = _header(path, rows, KEYPOINT_COLUMNS + (("Image",) if require_image else ()))
     kcols = [header.index(c) for c in KEYPOINT_COLUMNS]
     icol = header.index("Image") if "Image" in header else None
@@ -175,7 +162,7 @@ def write_training_csv(path: str | Path, rows: KeypointRows) -> None:
     if rows.images is None:
         raise ValueError("write_training_csv needs images")
     names = list(rows.extra)
-    flat = rows.keypoints.reshape(len(rows), -1)
+    flat = rows.keypoints.reshape(len(rows), len(KEYPOINT_COLUMNS))
 
     def lines() -> Iterator[list[str]]:
         for i in range(len(rows)):

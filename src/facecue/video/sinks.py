@@ -1,7 +1,9 @@
 """Where results go: window, annotated video, JSON Lines, per-face CSV summary, snapshots.
 
 Files are written under a temporary name and renamed when complete, so a crash or Ctrl-C
-never leaves a half-written file under the final name.
+never leaves a half-written file under the final name. Each file sink checks its path when it
+is made, before the first frame; the first write that fails (a full disk) raises an error
+naming the file, whose temporary file is then removed, never renamed into place.
 """
 
 from __future__ import annotations
@@ -13,22 +15,58 @@ import logging
 import os
 import sys
 from collections import Counter, defaultdict
+from collections.abc import Iterable
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-from facecue.fileio import atomic_write_bytes, atomic_write_text, new_file_beside
+from facecue.fileio import (
+    atomic_write_bytes,
+    atomic_write_text,
+    new_file_beside,
+    prepare_output,
+    write_error,
+)
 from facecue.results import FrameResult
+from facecue.video.sources import quiet_opencv
 
 log = logging.getLogger(__name__)
 
 
-def _tmp_beside(path: Path) -> Path:
-    """A new temporary file in ``path``'s folder with the same suffix (codecs need it)."""
-    fd, tmp = new_file_beside(path, path.suffix)
-    os.close(fd)
-    return tmp
+class _Staged:
+    """A file written under a hidden temporary name beside ``path``: the path is checked when
+    this is made; :meth:`finish` moves the file into place, unless a write to it failed."""
+
+    def __init__(self, path: Path):
+        self.path, self.tmp, self.failed = path, None, False
+        prepare_output(path)
+
+    def start(self) -> int:
+        """Create the temporary file (with ``path``'s suffix: codecs need it); its descriptor."""
+        try:
+            fd, self.tmp = new_file_beside(self.path, self.path.suffix)
+        except OSError as e:
+            raise self.failure(e) from None
+        return fd
+
+    def failure(self, error: OSError) -> OSError:
+        """A write failed: remove the file; the error to raise, naming ``path``."""
+        self.discard()
+        return write_error(self.path, error)
+
+    def discard(self) -> None:
+        """Remove the file: nothing is moved into place."""
+        self.failed = True
+        if self.tmp is not None:
+            self.tmp.unlink(missing_ok=True)
+
+    def finish(self) -> tuple[Path, ...]:
+        """Move the file into place unless a write failed; the files now written."""
+        if self.failed:
+            return ()
+        os.replace(self.tmp, self.path)
+        return (self.path,)
 
 
 class Sink:
@@ -48,31 +86,51 @@ class Sink:
         return False
 
 
+def close_all(sinks: Iterable[Sink]) -> None:
+    """Close every sink, even when one fails; then raise the first failure."""
+    failure = None
+    for sink in sinks:
+        try:
+            sink.close()
+        except Exception as e:
+            failure = failure or e
+    if failure is not None:
+        raise failure
+
+
 class JsonlSink(Sink):
-    """One JSON record per frame and face: ``time`` (seconds), ``frame`` (index), then the
-    face's fields (:meth:`facecue.results.Face.as_dict`). ``path`` ``-`` writes to standard
-    output."""
+    """One JSON record per frame and face: ``time`` (seconds), ``frame`` (index), for images
+    and folders ``source`` (the image file), then the face's fields
+    (:meth:`facecue.results.Face.as_dict`). ``path`` ``-`` writes to standard output."""
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
-        if str(path) == "-":
-            self.tmp, self.file = None, sys.stdout
-        else:
-            self.tmp = _tmp_beside(self.path)
-            self.file = self.tmp.open("w")
+        self.staged = None if str(path) == "-" else _Staged(self.path)
+        self.file = sys.stdout if self.staged is None else os.fdopen(self.staged.start(), "w")
 
     def write(self, image: np.ndarray | None, result: FrameResult) -> None:
-        for face in result.faces:
-            rec = {"time": round(result.time, 4), "frame": result.index, **face.as_dict()}
-            self.file.write(json.dumps(rec) + "\n")
+        source = {} if result.source is None else {"source": str(result.source)}
+        lines = "".join(json.dumps({"time": round(result.time, 4), "frame": result.index,
+                                    **source, **face.as_dict()}) + "\n"
+                        for face in result.faces)
+        if self.staged is None:
+            self.file.write(lines)
+            return
+        try:
+            self.file.write(lines)
+        except OSError as e:
+            raise self.staged.failure(e) from None
 
     def close(self) -> None:
-        if self.tmp is None:
+        if self.staged is None:
             self.file.flush()
             return
-        self.file.close()
-        os.replace(self.tmp, self.path)
-        self.files = (self.path,)
+        try:
+            self.file.close()  # writes the last buffered lines
+        except OSError as e:
+            if not self.staged.failed:
+                raise self.staged.failure(e) from None
+        self.files = self.staged.finish()
 
 
 class SummarySink(Sink):
@@ -84,6 +142,7 @@ class SummarySink(Sink):
 
     def __init__(self, path: str | Path, labels: tuple[str, ...]):
         self.path, self.labels = Path(path), labels
+        prepare_output(self.path)
         self.counts: dict[int, Counter] = defaultdict(Counter)
         self.span: dict[int, list[float]] = {}
 
@@ -117,34 +176,64 @@ class SummarySink(Sink):
 
 
 class VideoSink(Sink):
-    """Annotated video (``.mp4`` as MPEG-4 Part 2, ``.avi`` as MJPG), renamed when done."""
+    """Annotated video (``.mp4`` as MPEG-4 Part 2, ``.avi`` as MJPG), renamed when done and
+    read back.
+
+    OpenCV's writer reports no failed write (a full disk, a file-size limit): it writes in
+    large blocks, so whenever a frame leaves the file's size unchanged a byte is written past
+    its end and cut off again, which fails where the writer's next block would have.
+    """
 
     wants_image = True
 
     def __init__(self, path: str | Path, fps: float):
         self.path, self.fps = Path(path), fps or 30.0
-        self.tmp = _tmp_beside(self.path)
+        self.staged = _Staged(self.path)
         self.writer: cv2.VideoWriter | None = None
+        self.frames = self.bytes = 0  # frames written, and the file's size after them
 
     def write(self, image: np.ndarray | None, result: FrameResult) -> None:
         if self.writer is None:
-            fourcc = "MJPG" if self.path.suffix.lower() == ".avi" else "mp4v"
-            self.size = (image.shape[1], image.shape[0])
-            self.writer = cv2.VideoWriter(str(self.tmp), cv2.VideoWriter_fourcc(*fourcc),
-                                          self.fps, self.size)
-            if not self.writer.isOpened():
-                raise RuntimeError(f"cannot write video {self.path} with codec {fourcc}")
+            self._open(image.shape[1], image.shape[0])
         if (image.shape[1], image.shape[0]) != self.size:  # sources may change size
             image = cv2.resize(image, self.size)
-        self.writer.write(image)
+        with quiet_opencv():  # its "Failed to write frame" on every frame: we stop instead
+            self.writer.write(image)
+        self.frames += 1
+        size = os.fstat(self.fd).st_size
+        if size > self.bytes:
+            self.bytes = size
+            return
+        try:
+            os.pwrite(self.fd, b"\0", size)
+            os.ftruncate(self.fd, size)
+        except OSError as e:
+            raise self.staged.failure(e) from None
+
+    def _open(self, width: int, height: int) -> None:
+        fourcc = "MJPG" if self.path.suffix.lower() == ".avi" else "mp4v"
+        self.size = (width, height)
+        fd = self.staged.start()
+        writer = cv2.VideoWriter(str(self.staged.tmp), cv2.VideoWriter_fourcc(*fourcc),
+                                 self.fps, self.size)
+        if not writer.isOpened():
+            os.close(fd)
+            self.staged.discard()
+            raise RuntimeError(f"cannot write video {self.path} with codec {fourcc}")
+        self.fd, self.writer = fd, writer
 
     def close(self) -> None:
         if self.writer is None:
-            self.tmp.unlink(missing_ok=True)
             return
-        self.writer.release()
-        os.replace(self.tmp, self.path)
-        self.files = (self.path,)
+        with quiet_opencv():
+            self.writer.release()
+            frames = 0 if self.staged.failed else int(
+                cv2.VideoCapture(str(self.staged.tmp)).get(cv2.CAP_PROP_FRAME_COUNT))
+        os.close(self.fd)
+        if frames != self.frames and not self.staged.failed:  # e.g. its index did not fit
+            raise self.staged.failure(OSError(f"the finished file reads back with {frames} of "
+                                              f"{self.frames} frames (a full disk?)"))
+        self.files = self.staged.finish()
 
 
 class SnapshotSink(Sink):
@@ -154,6 +243,7 @@ class SnapshotSink(Sink):
 
     def __init__(self, folder: str | Path, every: float = 0.0):
         self.folder, self.every = Path(folder), every
+        prepare_output(self.folder / "frame000000.png")  # makes the folder
         self.seen: set[int] = set()
         self.last = -float("inf")
 

@@ -7,8 +7,10 @@ or a dropped camera ends in a clear message and a count instead of a crash.
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -20,6 +22,7 @@ log = logging.getLogger(__name__)
 
 IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".pgm", ".ppm"}
 VIDEO_EXTS = {".mp4", ".avi", ".mov", ".mkv", ".mpg", ".mpeg", ".m4v", ".webm", ".wmv"}
+MAX_ASPECT = 100  # a side this many times the other: a strip, not a picture of faces
 
 
 class SourceError(RuntimeError):
@@ -31,22 +34,49 @@ class Frame:
     index: int  # position in the source (skipped frames keep their index)
     time: float  # seconds from the start of the source
     image: np.ndarray  # as decoded: BGR, gray or BGRA; 8 or 16 bit
+    source: Path | None = None  # the image file, for image and folder sources
+
+
+@contextmanager
+def quiet_opencv() -> Iterator[None]:
+    """Keep OpenCV's and FFmpeg's own warnings off the terminal while the block runs: the
+    caller explains failures itself. FFmpeg stays quiet unless ``OPENCV_FFMPEG_LOGLEVEL``
+    is set (OpenCV reads it at each open)."""
+    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # AV_LOG_QUIET
+    level = cv2.utils.logging.getLogLevel()
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
+    try:
+        yield
+    finally:
+        cv2.utils.logging.setLogLevel(level)
 
 
 def read_image(path: str | Path) -> np.ndarray:
-    """Decode an image file unchanged (keeps 16-bit and alpha); raise on unreadable files."""
+    """Decode an image file unchanged (keeps 16-bit and alpha); raise on unreadable files,
+    on files declaring more pixels than OpenCV reads, and on strips too thin for a face."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"image not found: {path}")
     data = np.fromfile(path, dtype=np.uint8)  # works for non-ASCII paths, unlike cv2.imread
-    img = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
+    try:
+        img = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
+    except cv2.error as e:  # OpenCV's size limit, before decoding
+        raise ValueError(f"cannot decode image {path}: it declares more pixels than OpenCV "
+                         f"reads ({e.err})") from None
     if img is None or img.size == 0:
         raise ValueError(f"cannot decode image {path} (corrupt, truncated or not an image)")
+    h, w = img.shape[:2]
+    if max(h, w) > MAX_ASPECT * min(h, w):
+        raise ValueError(f"image {path} is {w}x{h}: a strip, not a picture to find faces in")
     return img
 
 
 class FrameSource:
-    """Base of all sources: iterate for frames; ``skipped`` counts undecodable frames."""
+    """Base of all sources: iterate for frames; ``skipped`` counts undecodable frames.
+
+    A source whose device or stream is lost mid-way raises :class:`SourceError` (or
+    ``OSError``): the stream reading it ends there with a warning, as at the end of a file.
+    """
 
     name = "frames"
     fps = 0.0  # nominal frame rate, 0 when unknown
@@ -54,6 +84,7 @@ class FrameSource:
 
     def __init__(self) -> None:
         self.skipped = 0
+        self.ended_early: str | None = None  # why it stopped before its known end, if it did
 
     def __iter__(self) -> Iterator[Frame]:
         raise NotImplementedError
@@ -83,7 +114,7 @@ class ImageSource(FrameSource):
                 self.skipped += 1
                 self._warn(f"skipped: {e}")
                 continue
-            yield Frame(i, float(i), img)
+            yield Frame(i, float(i), img, path)
 
 
 class ArraySource(FrameSource):
@@ -102,9 +133,11 @@ class VideoSource(FrameSource):
     """Video files, webcams and stream URLs through OpenCV's ``VideoCapture``.
 
     A frame that fails to decode is skipped and counted. Files end after ``max_failures``
-    failed reads in a row; live sources (webcam, stream URL with no known length) try to
+    failed reads in a row (a file cut short ends with a warning and ``ended_early``: "ended
+    early at frame N of M"); live sources (webcam, stream URL with no known length) try to
     reopen ``reconnect`` times before ending, so an unplugged camera or dropped stream ends
-    cleanly with a message.
+    cleanly with a message. FFmpeg's own messages are kept off the terminal
+    (:func:`quiet_opencv`).
     """
 
     def __init__(self, source: int | str, max_failures: int = 25, reconnect: int = 3):
@@ -117,16 +150,13 @@ class VideoSource(FrameSource):
         self.fps = float(self.cap.get(cv2.CAP_PROP_FPS) or 0.0)
         if not 0 < self.fps < 1000:
             self.fps = 0.0
-        if self.live and self.cap.get(cv2.CAP_PROP_FRAME_COUNT) > 0:
+        self.length = max(int(self.cap.get(cv2.CAP_PROP_FRAME_COUNT)), 0)  # 0 when unknown
+        if self.live and self.length:
             self.live = False  # a URL to a finite file: it ends, it is not reconnected
 
     def _open(self) -> cv2.VideoCapture:
-        level = cv2.utils.logging.getLogLevel()
-        cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)  # we explain failures
-        try:
+        with quiet_opencv():
             cap = cv2.VideoCapture(self.source)
-        finally:
-            cv2.utils.logging.setLogLevel(level)
         if not cap.isOpened():
             cap.release()
             what = ("no camera at index" if isinstance(self.source, int)
@@ -155,6 +185,11 @@ class VideoSource(FrameSource):
                     continue
                 if self.live:
                     self._warn("source stopped sending frames (disconnected?); stopping")
+                # The container's count can be a few frames off (an edit list drops some):
+                # only more than a second missing is a file cut short.
+                elif self.length - index > max(self.fps, 1.0):
+                    self.ended_early = f"ended early at frame {index} of {self.length}"
+                    self._warn(f"{self.ended_early} (the file is cut short or damaged)")
                 return
             ok, img = self.cap.retrieve()
             if not ok or img is None:

@@ -57,10 +57,17 @@ def intersection(a: tuple | np.ndarray, b: tuple | np.ndarray) -> float:
 
 
 class HaarDetector:
-    """OpenCV Haar cascade (``haarcascade_frontalface_alt2``) on a downscaled grayscale image."""
+    """OpenCV Haar cascade (``haarcascade_frontalface_alt2``) on a downscaled grayscale image.
+
+    A call scans the image shrunk to ``max_side`` pixels, so in a larger image it finds faces
+    down to ``min_face / max_side`` of the long side (3.75 % by default); :meth:`detect_still`
+    looks again at up to ``still_side`` pixels (down to 1.9 %, and to ``min_face`` px in
+    images up to that size).
+    """
 
     def __init__(self, cascade: str = "haarcascade_frontalface_alt2.xml", max_side: int = 640,
-                 min_face: int = 24, scale_factor: float = 1.1, min_neighbors: int = 4):
+                 min_face: int = 24, scale_factor: float = 1.1, min_neighbors: int = 4,
+                 still_side: int = 1280):
         data = getattr(cv2, "data", None)
         path = Path(data.haarcascades if data else "") / cascade
         self.cascade = cv2.CascadeClassifier(str(path))
@@ -69,17 +76,34 @@ class HaarDetector:
                 f"OpenCV Haar cascade {cascade} not found at {path}: install "
                 "'opencv-python-headless<5' (OpenCV 5 wheels ship no Haar cascades)"
             )
-        self.max_side = max_side
+        self.max_side, self.still_side = max_side, still_side
         self.min_face = min_face
         self.scale_factor = scale_factor
         self.min_neighbors = min_neighbors
 
     def __call__(self, gray: np.ndarray) -> list[Detection]:
+        return self._scan(gray, self.max_side)
+
+    def detect_still(self, gray: np.ndarray) -> list[Detection]:
+        """All faces of a still image: the scan of a call, then, in an image larger than
+        ``max_side``, a scan at up to ``still_side`` pixels for the faces too small for it
+        (up to about twice the first scan's time; streams skip it, their tracker scans often)."""
+        found = self(gray)
+        side = max(gray.shape[:2])
+        if side > self.max_side:
+            # up to 10 % above the first scan's smallest face, in this scan's pixels
+            largest = round(1.1 * self.min_face * min(side, self.still_side) / self.max_side)
+            found += self._scan(gray, self.still_side, largest)
+        return drop_nested(found)
+
+    def _scan(self, gray: np.ndarray, side: int, largest: int = 0) -> list[Detection]:
+        """Faces up to ``largest`` px (0: any) on ``gray`` shrunk to longest side ``side``,
+        largest first, boxes in ``gray``'s pixels."""
         h, w = gray.shape[:2]
-        s = min(1.0, self.max_side / max(h, w))
+        s = min(1.0, side / max(h, w))
         small = cv2.resize(gray, (round(w * s), round(h * s)), interpolation=cv2.INTER_AREA) \
             if s < 1.0 else gray
-        out = self._cascade(small, s, (0, 0), (self.min_face, self.min_face))
+        out = self._cascade(small, s, (0, 0), (self.min_face, self.min_face), (largest, largest))
         return sorted(out, key=lambda d: -d.box[2] * d.box[3])
 
     def detect_near(self, gray: np.ndarray, box: tuple[float, float, float, float],

@@ -5,21 +5,35 @@ from __future__ import annotations
 import json
 import os
 import re
+from contextlib import suppress
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
+from onnxruntime.capi import onnxruntime_pybind11_state as ort_state
 
-from facecue.cpu import exact_int8
-from facecue.labels import KEYPOINT_NAMES, class_names
+from facecue.cpu import exact_int8, int8_reason
+from facecue.fileio import file_sha256
+from facecue.labels import KEYPOINT_NAMES, LABEL_SETS, class_names
 
 WEIGHTS = resources.files("facecue") / "weights"
+REINSTALL = "reinstall facecue (pip install --force-reinstall facecue)"
+# What onnxruntime raises for a file it cannot load or a model it cannot run on given inputs.
+ORT_ERRORS = (ort_state.Fail, ort_state.InvalidArgument, ort_state.InvalidGraph,
+              ort_state.InvalidProtobuf, ort_state.NoSuchFile, ort_state.NotImplemented,
+              ort_state.RuntimeException)
 
 
 class ModelNotFoundError(FileNotFoundError):
     """A model file is missing; the message says how to get it."""
+
+
+class ModelError(ValueError):
+    """A model file facecue cannot use: not an ONNX model, made for other inputs, outputs or
+    labels, or not the file it should be (its sha256 differs); the message names the file
+    and what was expected."""
 
 
 def shipped_model_path(name: str) -> Path:
@@ -27,8 +41,8 @@ def shipped_model_path(name: str) -> Path:
     path = Path(str(WEIGHTS / f"{name}.onnx"))
     if not path.exists():
         raise ModelNotFoundError(
-            f"shipped model {name!r} is missing from {path.parent}; reinstall facecue "
-            "(pip install --force-reinstall facecue) or pass a model file with --model"
+            f"shipped model {name!r} is missing from {path.parent}; {REINSTALL} or pass a "
+            "model file with --model"
         )
     return path
 
@@ -36,6 +50,40 @@ def shipped_model_path(name: str) -> Path:
 def model_card(name: str) -> dict:
     """The model card (JSON) that ships beside a model."""
     return json.loads(Path(str(WEIGHTS / f"{name}.json")).read_text())
+
+
+# Files whose sha256 matched, keyed by (resolved path, size, mtime in ns, digest): each file is
+# hashed once per process, again only if it changes.
+_VERIFIED: set[tuple[Path, int, int, str]] = set()
+
+
+def check_sha256(path: str | Path, want: str, fix: str = "check the file and the sha256 you gave"
+                 ) -> None:
+    """Raise :class:`ModelError` (saying ``fix``) unless ``path``'s sha256 is ``want``.
+
+    A file checked before in this process and unchanged since (same size and modification
+    time) is not read again."""
+    want = want.strip().lower()
+    if not re.fullmatch(r"[0-9a-f]{64}", want):
+        raise ValueError(f"the sha256 given for {path}, {want!r}, is not 64 hex digits")
+    stat = Path(path).stat()
+    key = (Path(path).resolve(), stat.st_size, stat.st_mtime_ns, want)
+    if key in _VERIFIED:
+        return
+    got = file_sha256(path)
+    if got != want:
+        raise ModelError(f"model file {path} is damaged or not the expected file (sha256 {got}, "
+                         f"expected {want}); {fix}")
+    _VERIFIED.add(key)
+
+
+def shipped_sha256(path: str | Path) -> str | None:
+    """The sha256 a model file in the package's weights folder must have (its card's), or None
+    for a file elsewhere."""
+    path = Path(path).resolve()
+    if path.parent != Path(str(WEIGHTS)).resolve():
+        return None
+    return model_card(path.stem)["sha256"]
 
 
 # The shipped graphs use 8-bit SpaceToDepth (onnxruntime 1.28+) and Max (1.24+); 1.23 and 1.24
@@ -61,17 +109,66 @@ EXACT_INT8 = {"session.x64quantprecision": "1"}
 EXACT_INT8_ENV = "FACECUE_EXACT_INT8"
 
 
+def _forced_exact_int8() -> str | None:
+    """``1`` or ``0`` when ``$FACECUE_EXACT_INT8`` forces the option, None for the rule."""
+    forced = os.environ.get(EXACT_INT8_ENV, "auto").strip().lower()
+    if forced not in ("auto", "", "1", "0"):
+        raise ValueError(f"{EXACT_INT8_ENV} must be 1, 0 or auto, not {forced!r}")
+    return forced if forced in ("1", "0") else None
+
+
 def int8_session_config(machine: str | None = None, flags: set[str] | None = None
                         ) -> dict[str, str]:
     """The session options facecue's int8 graphs need on this CPU (or on ``machine`` with
     ``flags``, for tests): ``EXACT_INT8`` where 8-bit products saturate, nothing elsewhere.
     ``$FACECUE_EXACT_INT8`` (``1``, ``0``, ``auto``) overrides the rule."""
-    forced = os.environ.get(EXACT_INT8_ENV, "auto").strip().lower()
-    if forced not in ("auto", "", "1", "0"):
-        raise ValueError(f"{EXACT_INT8_ENV} must be 1, 0 or auto, not {forced!r}")
-    if forced in ("1", "0"):
+    forced = _forced_exact_int8()
+    if forced is not None:
         return dict(EXACT_INT8) if forced == "1" else {}
     return {} if exact_int8(machine, flags) else dict(EXACT_INT8)
+
+
+def int8_choice(machine: str | None = None, flags: set[str] | None = None) -> str:
+    """How the int8 graphs run on this CPU (or on ``machine`` with ``flags``) and why, in one
+    line: ``int8 with exact products: this CPU has no VNNI``, ``int8: this CPU has VNNI
+    (avx512_vnni)``, ``int8 with exact products: FACECUE_EXACT_INT8=1``, ..."""
+    exact = bool(int8_session_config(machine, flags))
+    forced = _forced_exact_int8()
+    why = int8_reason(machine, flags) if forced is None else f"{EXACT_INT8_ENV}={forced}"
+    if forced == "0" and not exact_int8(machine, flags):
+        why += " on a CPU whose 8-bit products saturate: outputs differ from the model cards"
+    return f"int8 with exact products: {why}" if exact else f"int8: {why}"
+
+
+# Operator types of a quantized graph (QDQ or integer operators), as stored in the file: a node's
+# op_type is field 4 of its NodeProto, a string after the tag byte 0x22 and its length.
+_INT8_OPS = (b"QuantizeLinear", b"DequantizeLinear", b"DynamicQuantizeLinear", b"QLinearConv",
+             b"QLinearMatMul", b"ConvInteger", b"MatMulInteger")
+
+
+def graph_precision(path: str | Path) -> str:
+    """``int8`` for a quantized ONNX graph (any node a quantize, dequantize or integer
+    operator), else ``float32``; read from the file's bytes, without the onnx package."""
+    data = Path(path).read_bytes()
+    return "int8" if any(bytes((0x22, len(op))) + op in data for op in _INT8_OPS) \
+        else "float32"
+
+
+def precision_name(graph: str, config: dict[str, str]) -> str:
+    """A graph's precision as run with session options ``config``: ``int8, exact products
+    requested`` (an int8 graph with ``EXACT_INT8``), else the graph's (``int8``, ``float32``)."""
+    exact = graph == "int8" and all(config.get(k) == v for k, v in EXACT_INT8.items())
+    return "int8, exact products requested" if exact else graph
+
+
+def session_precision(session: ort.InferenceSession, path: str | Path) -> str:
+    """:func:`precision_name` of the graph at ``path`` with the options ``session`` runs it
+    with (read back from the session)."""
+    options, config = session.get_session_options(), {}
+    for key in EXACT_INT8:
+        with suppress(RuntimeError):  # raised for an option not set
+            config[key] = options.get_session_config_entry(key)
+    return precision_name(graph_precision(path), config)
 
 
 def runtime_requirements() -> dict:
@@ -85,20 +182,57 @@ def runtime_requirements() -> dict:
                    "72.2 % on an AVX2-only AMD EPYC)"}
 
 
-def onnx_session(path: str | Path, threads: int = 1,
-                 options: ort.SessionOptions | None = None) -> ort.InferenceSession:
+def onnx_session(path: str | Path, threads: int = 1, options: ort.SessionOptions | None = None,
+                 *, sha256: str | None = None) -> ort.InferenceSession:
     """An onnxruntime CPU session for a facecue model file; every model is run through this,
-    so the int8 graphs give the same outputs on every CPU (:func:`int8_session_config`)."""
+    so the int8 graphs give the same outputs on every CPU (:func:`int8_session_config`).
+
+    A shipped model is first checked against its card's sha256, any file against ``sha256``
+    if given (:func:`check_sha256`)."""
     path = Path(path)
     if not path.exists():
         raise ModelNotFoundError(f"model file not found: {path}")
     check_onnxruntime()
+    shipped = shipped_sha256(path)
+    if shipped:
+        check_sha256(path, shipped, f"it is a shipped model: {REINSTALL}")
+    if sha256:
+        check_sha256(path, sha256)
     opts = options or ort.SessionOptions()
     opts.intra_op_num_threads = threads
     opts.inter_op_num_threads = 1
     for key, value in int8_session_config().items():
         opts.add_session_config_entry(key, value)
     return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+
+
+def _checked_session(path: str | Path, threads: int, sha256: str | None, role: str, size: int,
+                     widths: set[int], expected: str) -> tuple[ort.InferenceSession, int]:
+    """A session for ``path`` as the ``role`` model, and its output width: one blank
+    1 x 1 x ``size`` x ``size`` crop is run through it, which must give 1 x width values, width
+    one of ``widths``. Otherwise a :class:`ModelError` names the file, what it takes and
+    gives, and what was ``expected``."""
+    expected = f"the {role} model should take N x 1 x {size} x {size} face crops and give " \
+               f"{expected}"
+    try:
+        session = onnx_session(path, threads, sha256=sha256)
+    except ORT_ERRORS as e:
+        why = str(e).rsplit("failed:", 1)[-1].strip().rstrip(".")
+        raise ModelError(f"{path} is not an ONNX model ({why}); {expected}") from None
+    inputs, outputs = session.get_inputs(), session.get_outputs()
+    try:
+        out = session.run(None, {inputs[0].name: np.zeros((1, 1, size, size), np.float32)})[0]
+    except ORT_ERRORS:
+        out = None
+    if len(inputs) != 1 or out is None or out.ndim != 2 or out.shape[1] not in widths:
+        raise ModelError(f"{path} does not fit as the {role} model: it takes "
+                         f"{_shape(inputs[0].shape)} and gives {_shape(outputs[0].shape)}; "
+                         f"{expected}")
+    return session, out.shape[1]
+
+
+def _shape(dims: list) -> str:
+    return " x ".join("?" if d is None else str(d) for d in dims)
 
 
 def _batch(crops: np.ndarray, size: int) -> np.ndarray:
@@ -117,12 +251,27 @@ class ExpressionModel:
     session: ort.InferenceSession
     labels: tuple[str, ...]
     size: int = 48
+    name: str = "expression"  # the model file's stem: expression_fer7, ...
+    precision: str = "unknown"  # as run here: session_precision (int8, ...)
 
     @classmethod
-    def load(cls, labels: str = "fer7", path: str | Path | None = None,
-             threads: int = 1) -> ExpressionModel:
+    def load(cls, labels: str = "fer7", path: str | Path | None = None, threads: int = 1, *,
+             sha256: str | None = None) -> ExpressionModel:
+        """The model at ``path`` (default: the shipped one for ``labels``), checked to fit
+        ``labels`` (and ``sha256`` if given) before it is used."""
+        names = class_names(labels)
         path = path or shipped_model_path(f"expression_{labels}")
-        return cls(onnx_session(path, threads), class_names(labels))
+        session, classes = _checked_session(
+            path, threads, sha256, "expression", cls.size,
+            {len(n) for n, _ in LABEL_SETS.values()},
+            f"N x {len(names)} scores, one per class of {labels} ({', '.join(names)})")
+        if classes != len(names):
+            fits = " or ".join(k for k, (n, _) in LABEL_SETS.items() if len(n) == classes)
+            raise ModelError(f"{path} gives {classes} class scores per face but label set "
+                             f"{labels} has {len(names)} classes ({', '.join(names)}); use "
+                             f"--labels {fits} with this model, or a {labels} model")
+        return cls(session, names, name=Path(path).stem,
+                   precision=session_precision(session, path))
 
     def predict_proba(self, crops: np.ndarray) -> np.ndarray:
         """(N, 48, 48) uint8 crops -> (N, classes) probabilities."""
@@ -140,10 +289,19 @@ class KeypointModel:
 
     session: ort.InferenceSession
     size: int = 96
+    name: str = "keypoints"  # the model file's stem: keypoints15, ...
+    precision: str = "unknown"  # as run here: session_precision (int8, ...)
 
     @classmethod
-    def load(cls, path: str | Path | None = None, threads: int = 1) -> KeypointModel:
-        return cls(onnx_session(path or shipped_model_path("keypoints15"), threads))
+    def load(cls, path: str | Path | None = None, threads: int = 1, *,
+             sha256: str | None = None) -> KeypointModel:
+        """The model at ``path`` (default: the shipped one), checked to give 15 keypoints
+        (and against ``sha256`` if given) before it is used."""
+        width = 2 * len(KEYPOINT_NAMES)
+        path = path or shipped_model_path("keypoints15")
+        session, _ = _checked_session(path, threads, sha256, "keypoint", cls.size, {width},
+                                      f"N x {width} values (x, y of the 15 keypoints)")
+        return cls(session, name=Path(path).stem, precision=session_precision(session, path))
 
     def predict(self, crops: np.ndarray) -> np.ndarray:
         """(N, 96, 96) uint8 crops -> (N, 15, 2) keypoints in crop pixels (x, y)."""
