@@ -340,3 +340,29 @@ def test_soak_5000_frames_through_every_sink_in_flat_memory(tmp_path):
     assert check_outputs(out) == 5000
     assert len(list(csv.DictReader((out / "summary.csv").open()))) == soak["face_ids"]
     assert len(list((out / "snapshots").glob("*.png"))) >= soak["face_ids"]
+
+
+def test_a_stop_waits_until_the_frame_is_written(shared, tmp_path):
+    """A real SIGTERM and Ctrl-C sent while a frame goes to the outputs take effect when the
+    frame is whole: every output then holds the same frames (before, a signal between the
+    video writer's write and its count left a video that read back one frame off: exit 2)."""
+    from facecue.cli import Stopped, _stop_on_signals
+    from facecue.video.sinks import JsonlSink, Sink, SummarySink, VideoSink
+
+    class SignalSelf(Sink):  # a real signal to this process, mid-frame, before the others
+        def __init__(self, sig: int):
+            self.sig, self.files = sig, ()
+
+        def write(self, image, result) -> None:
+            if result.index == 5:
+                os.kill(os.getpid(), self.sig)
+
+    frames, pipe = read_frames(shared / LONG_CLIP, 12), make_pipeline()
+    for sig, stopped in ((signal.SIGTERM, Stopped), (signal.SIGINT, KeyboardInterrupt)):
+        out = tmp_path / sig.name
+        sinks = [SignalSelf(sig), VideoSink(out / "annotated.mp4", 25),
+                 JsonlSink(out / "faces.jsonl"),
+                 SummarySink(out / "summary.csv", pipe.expression.labels)]
+        with _stop_on_signals(), pytest.raises(stopped):
+            run(frames, pipeline=pipe, sinks=sinks)
+        assert check_outputs(out) == 6  # frames 0..5, each whole in every output

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from facecue.interrupts import uninterrupted
 from facecue.results import Face, FrameResult
 from facecue.video.annotate import FrameRate, annotate
 from facecue.video.pipeline import Pipeline, Source
@@ -141,8 +142,9 @@ def run(source: Source, out: str | Path | None = None, *, jsonl: str | Path | No
         for frame, result in faces:
             caption = speech(result) if speech is not None else None
             image = annotate(frame.image, result, rate.fps, caption) if draw else None
-            for sink in targets:
-                sink.write(image, result)
+            with uninterrupted():  # a stop waits until every output has this frame
+                for sink in targets:
+                    sink.write(image, result)
             rate.tick()
             if any(s.stop_requested for s in targets) or faces.stats.frames == max_frames:
                 break

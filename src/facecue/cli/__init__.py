@@ -20,6 +20,7 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
+from facecue import interrupts
 from facecue.labels import LABEL_SETS
 from facecue.provenance import running_command
 
@@ -88,17 +89,21 @@ def main(argv: list[str] | None = None) -> int:
 @contextmanager
 def _stop_on_signals() -> Iterator[None]:
     """While the block runs, SIGTERM and SIGHUP raise :class:`Stopped` (once: a second one
-    while outputs are being finished is ignored)."""
+    while outputs are being finished is ignored) and Ctrl-C KeyboardInterrupt, each when the
+    frame being written is done (:mod:`facecue.interrupts`)."""
     if threading.current_thread() is not threading.main_thread():  # only it takes signals
         yield
         return
 
     def stop(signum: int, frame) -> None:
+        if signum == signal.SIGINT:
+            interrupts.stop(KeyboardInterrupt())
+            return
         for s in STOP_SIGNALS:
             signal.signal(s, signal.SIG_IGN)
-        raise Stopped(signum)
+        interrupts.stop(Stopped(signum))
 
-    before = {s: signal.signal(s, stop) for s in STOP_SIGNALS}
+    before = {s: signal.signal(s, stop) for s in (signal.SIGINT, *STOP_SIGNALS)}
     try:
         yield
     finally:
