@@ -4,12 +4,12 @@
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from facecue.fileio import new_file_beside
 from facecue.train.fastgraph import speed_up_file
 from facecue.vision.runtime import onnx_session
 
@@ -27,9 +27,8 @@ def export_onnx(model: torch.nn.Module, size: int, path: str | Path,
     """
     model = model.eval()
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     dummy = torch.zeros(1, 1, size, size)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".onnx.tmp")
+    fd, tmp = new_file_beside(path, ".onnx.tmp")
     os.close(fd)
     try:
         torch.onnx.export(model, (dummy,), tmp, input_names=["pixels"], output_names=["output"],
@@ -47,8 +46,7 @@ def export_onnx(model: torch.nn.Module, size: int, path: str | Path,
         if diff > atol:
             raise RuntimeError(f"ONNX export differs from torch by {diff:.2g} (> {atol})")
         if calibration is not None:
-            quantize_int8(Path(tmp), Path(tmp), calibration, unsigned_activations)
-        os.chmod(tmp, 0o644)
+            quantize_int8(tmp, tmp, calibration, unsigned_activations)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

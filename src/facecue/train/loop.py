@@ -15,7 +15,6 @@ import logging
 import math
 import os
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
@@ -25,7 +24,7 @@ from typing import TypeVar
 import torch
 from torch import nn
 
-from facecue.fileio import atomic_write_json
+from facecue.fileio import atomic_write_json, new_file_beside
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +50,7 @@ class RunExistsError(RuntimeError):
 
 
 def atomic_torch_save(obj, path: Path) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+    fd, tmp = new_file_beside(path)
     os.close(fd)
     try:
         torch.save(obj, tmp)
