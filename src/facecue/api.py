@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from facecue import interrupts
 from facecue.interrupts import uninterrupted
 from facecue.results import Face, FrameResult
 from facecue.video.annotate import FrameRate, annotate
@@ -145,6 +146,7 @@ def run(source: Source, out: str | Path | None = None, *, jsonl: str | Path | No
             with uninterrupted():  # a stop waits until every output has this frame
                 for sink in targets:
                     sink.write(image, result)
+            interrupts.check()
             rate.tick()
             if any(s.stop_requested for s in targets) or faces.stats.frames == max_frames:
                 break

@@ -14,6 +14,7 @@ from contextlib import contextmanager
 
 _depth = 0  # nesting of uninterrupted() blocks (signals are handled in the main thread)
 _pending: BaseException | None = None
+_requested: BaseException | None = None  # the first stop asked for, raised or not
 
 
 @contextmanager
@@ -32,7 +33,22 @@ def uninterrupted() -> Iterator[None]:
 
 def stop(exception: BaseException) -> None:
     """Raise ``exception`` now, or at the end of the current :func:`uninterrupted` block."""
-    global _pending
+    global _pending, _requested
+    _requested = _requested or exception
     if _depth == 0:
         raise exception
     _pending = _pending or exception
+
+
+def check() -> None:
+    """Raise the stop asked for, if any, again. A signal handler's exception that lands in a
+    finaliser (a ``__del__`` run by the garbage collector) is printed and dropped by Python;
+    loops call this between items so such a stop still ends the work."""
+    if _requested is not None:
+        raise _requested
+
+
+def reset() -> None:
+    """Forget stops asked for (a command starts, or has ended)."""
+    global _pending, _requested
+    _pending = _requested = None

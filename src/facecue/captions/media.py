@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from facecue import interrupts
 from facecue.captions.cues import caption_format, render_captions, save_captions
 from facecue.captions.fusion import EmotionalUtterance, fuse
 from facecue.speech.audio import AudioError, MediaInfo, probe
@@ -59,6 +60,7 @@ def caption_file(media: str | Path, out: str | Path | None = None, fmt: str | No
     transcriber = transcriber or Transcriber()
     items = []
     for item in _fused(path, info, labels, transcriber, pipeline):
+        interrupts.check()  # a stop Python dropped still ends the captions here
         items.append(item)
         if on_utterance is not None:
             on_utterance(item)

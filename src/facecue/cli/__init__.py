@@ -70,7 +70,9 @@ def main(argv: list[str] | None = None) -> int:
             if old:
                 log.warning("`facecue %s` is now `facecue %s`; the old spelling goes in the "
                             "next release", " ".join(old), " ".join(OLD_SPELLINGS[old]))
-            return int(args.handler(args) or 0)
+            code = int(args.handler(args) or 0)
+            interrupts.check()  # a stop Python dropped in a finaliser still ends so
+            return code
         except Stopped as e:
             log.error("stopped by %s", e)
             return 128 + e.signum
@@ -103,12 +105,14 @@ def _stop_on_signals() -> Iterator[None]:
             signal.signal(s, signal.SIG_IGN)
         interrupts.stop(Stopped(signum))
 
+    interrupts.reset()
     before = {s: signal.signal(s, stop) for s in (signal.SIGINT, *STOP_SIGNALS)}
     try:
         yield
     finally:
         for s, handler in before.items():
             signal.signal(s, handler)
+        interrupts.reset()
 
 
 def new_spelling(argv: list[str]) -> tuple[list[str], tuple[str, str] | None]:
