@@ -76,13 +76,14 @@ def main() -> None:
             os.environ[runtime.EXACT_INT8_ENV] = forced
             try:
                 if name == "keypoints15":
-                    r = evaluate_keypoints(rows, split="test")
+                    r = evaluate_keypoints(rows, split="test", precision="int8")
                     figures.append(f"{r['rmse_px96']:.4f} / {r['nme']:.5f}")
                     changes.append(largest_change(name, rows.images))
                     times.append(ms_per_face(name, rows.images))
                 else:
                     labels = name.split("_")[1]
-                    r = evaluate_expression(fer_csv, labels=labels, split="PrivateTest")
+                    r = evaluate_expression(fer_csv, labels=labels, split="PrivateTest",
+                                            precision="int8")
                     figures.append(f"{r['accuracy']:.4f}")
                     changes.append(largest_change(name, fer_crops))
                     times.append(ms_per_face(name, fer_crops))

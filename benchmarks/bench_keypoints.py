@@ -6,7 +6,8 @@
 Prints RMSE (px at 96x96, the Kaggle metric) and NME (mean point error / outer-eye-corner
 distance) on the ``test`` identity split, which was never used for training or epoch choice,
 each with its 95 % interval when the held-out people are resampled (a cluster bootstrap);
-per-face latency on one CPU thread (onnxruntime, batch of one); the Haar detector's
+per-face latency on one CPU thread (onnxruntime, batch of one), for the shipped model's int8
+and float32 builds side by side on the CPU it names; the Haar detector's
 frame-to-frame box noise on real clips (what the training box jitter is matched to); and, if
 ``dlib`` and ``face_recognition_models`` are installed, dlib's 68-point predictor on the same
 faces (its 68 points mapped to the 15, scored in the same 96x96 crop). ``--against`` scores
@@ -23,6 +24,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from facecue.cpu import cpu_name
 from facecue.evaluation.evaluate import evaluate_keypoints
 from facecue.evaluation.metrics import identity_intervals, keypoint_report
 from facecue.fileio import atomic_write_json
@@ -41,6 +43,7 @@ from facecue.vision.runtime import KeypointModel, shipped_model_path
 REPO = Path(__file__).resolve().parents[1]
 TARGETS = {"nme": 0.035, "rmse_px96": 1.8}
 STRETCH = {"nme": 0.030, "rmse_px96": 1.5}
+LATENCY_TARGETS = {"int8": 1.0, "float32": 1.5}  # ms per face, one thread (issues 3 and 21)
 CLIPS = ("pyfeat_single_face.mp4", "grid_bbaf2n.mpg", "grid_lbax4n.mpg",
          "pyfeat_WolfgangLanger_Pexels.mp4")
 
@@ -155,8 +158,22 @@ def main() -> None:
         print(f"  {key:10s} {v:.4f} (95 % interval over the people {lo:.4f}-{hi:.4f})  target "
               f"<= {TARGETS[key]} {'MET' if v <= TARGETS[key] else 'NOT MET'}; stretch <= "
               f"{STRETCH[key]} {'MET' if v <= STRETCH[key] else 'not met'}")
+    builds = {}
+    for build in LATENCY_TARGETS if not args.model else ():
+        model = KeypointModel.load(threads=1, precision=build)
+        r = evaluate_keypoints(rows, split="test", model=shipped_model_path("keypoints15", build))
+        builds[build] = {"precision": model.precision, "nme": r["nme"],
+                         "rmse_px96": r["rmse_px96"],
+                         "ms_per_face": per_face_ms(model, rows.images)}
     print(f"  latency    {ms:.3f} ms per face, 1 thread, onnxruntime  target <= 1 ms "
           f"{'MET' if ms <= 1.0 else 'NOT MET'}")
+    if builds:
+        print(f"  both builds of the shipped model on {cpu_name()} (1 thread, batch of one):")
+    for build, b in builds.items():
+        target = LATENCY_TARGETS[build]
+        print(f"    {build:8s} ({b['precision']}): nme {b['nme']:.4f} rmse_px96 "
+              f"{b['rmse_px96']:.4f}  {b['ms_per_face']:.3f} ms per face, target <= {target:g} "
+              f"ms {'MET' if b['ms_per_face'] <= target else 'NOT MET'}")
     worst = sorted(report["per_keypoint"].items(), key=lambda kv: -kv[1]["mean_px96"])[:3]
     print("  worst keypoints (mean px): " + ", ".join(f"{k} {v['mean_px96']:.2f}"
                                                       for k, v in worst))
@@ -186,7 +203,7 @@ def main() -> None:
     atomic_write_json(args.out, {"split": "test", "identities": people, "report": report,
                                  "ms_per_face_1_thread": ms, "targets": TARGETS,
                                  "stretch": STRETCH, "box_jitter": jitter, "dlib": peer,
-                                 "against": against})
+                                 "against": against, "cpu": cpu_name(), "builds": builds})
 
 
 if __name__ == "__main__":

@@ -21,17 +21,22 @@ from facecue.cli.doctor import _within, model_check
 from facecue.cpu import cpu_name, exact_int8
 from facecue.vision.runtime import (
     EXACT_INT8_ENV,
+    PRECISION_ENV,
     WEIGHTS,
     ExpressionModel,
     KeypointModel,
     graph_precision,
     int8_choice,
     int8_session_config,
+    precision_choice,
     precision_name,
+    resolve_precision,
     shipped_model_path,
 )
 
-SHIPPED = sorted(p.stem for p in Path(str(WEIGHTS)).glob("*.onnx"))
+# int8 build, then its float32 build, model by model
+SHIPPED = sorted((p.stem for p in Path(str(WEIGHTS)).glob("*.onnx")),
+                 key=lambda s: (s.removesuffix(".float32"), s.endswith(".float32")))
 EXACT = "int8, exact products requested"
 CLIP = "media/videos/grid_bbaf2n.mpg"
 
@@ -40,23 +45,34 @@ CLIP = "media/videos/grid_bbaf2n.mpg"
 def by_the_cpu(monkeypatch):
     """Every test starts with the rule, not an override from the environment."""
     monkeypatch.delenv(EXACT_INT8_ENV, raising=False)
+    monkeypatch.delenv(PRECISION_ENV, raising=False)
 
 
-def here() -> str:
-    """The precision the shipped int8 graphs must run in on this CPU."""
+def here(name: str = "") -> str:
+    """The precision the shipped model ``name`` (its int8 build if not named) must run in
+    on this CPU."""
+    if name.endswith(".float32"):
+        return "float32"
     return "int8" if exact_int8() else EXACT
+
+
+def chosen() -> str:
+    """The precision of the build ``--precision auto`` runs here."""
+    return here() if resolve_precision() == "int8" else "float32"
 
 
 def test_doctor_names_the_cpu_and_times_every_shipped_model(capsys):
     assert main(["doctor", "--seconds", "1.5"]) == 0
     out = capsys.readouterr().out
     assert cpu_name() in out.splitlines()[1]
-    assert f"precision   {int8_choice()}" in out
+    assert f"precision   {precision_choice()}" in out
+    build = resolve_precision()
     for name in SHIPPED:
-        line = re.search(rf"^  {name} +(.+?) +sha256 matches its card +([\d.]+) ms/face "
-                         rf"\((\d+) faces\)$", out, re.M)
+        mark = "*" if name.endswith(".float32") == (build == "float32") else " "
+        line = re.search(rf"^{re.escape(mark)} {re.escape(name)} +(.+?) +sha256 matches its "
+                         rf"card +([\d.]+) ms/face \((\d+) faces\)$", out, re.M)
         assert line, f"{name} not reported:\n{out}"
-        assert line[1] == here() and float(line[2]) > 0 and int(line[3]) >= 10
+        assert line[1] == here(name) and float(line[2]) > 0 and int(line[3]) >= 10
     assert "crops of the face in the built-in clip" in out
     for check in ("camera", "microphone", "display"):  # none here: said, not an error
         assert re.search(rf"^{check} +(yes|no): \S", out, re.M), out
@@ -67,10 +83,13 @@ def test_doctor_json_carries_every_model_with_its_precision_and_speed(capsys):
     report = json.loads(capsys.readouterr().out)
     assert [m["name"] for m in report["models"]] == SHIPPED
     for m in report["models"]:
-        assert m["precision"] == here() and m["ms_per_face"] > 0 and m["sha256_verified"]
-        assert "error" not in m
+        assert m["precision"] == here(m["name"]) and m["ms_per_face"] > 0
+        assert m["sha256_verified"] and "error" not in m
+        assert m["chosen"] == (m["build"] == resolve_precision())
+    assert sum(m["chosen"] for m in report["models"]) == len(SHIPPED) // 2
     assert report["cpu"]["name"] == cpu_name() and report["cpu"]["exact_int8"] == exact_int8()
-    assert report["int8"]["exact_products_requested"] == (not exact_int8())
+    assert report["precision"]["build"] == resolve_precision()
+    assert report["precision"]["exact_products_requested"] == (not exact_int8())
     assert report["versions"]["onnxruntime"] == ort.__version__
     assert report["facecue"] == facecue.__version__
     assert report["whisper"]["state"] in {"verified", "not joined", "not installed"}
@@ -89,7 +108,7 @@ def test_doctor_without_the_extras_says_what_to_install():
             "    sys.modules[name] = None\n"
             "from facecue.cli import main\n"
             "sys.exit(main(['doctor', '--json', '--seconds', '0.5']))\n")
-    env = {k: v for k, v in os.environ.items() if k != EXACT_INT8_ENV}
+    env = {k: v for k, v in os.environ.items() if k not in (EXACT_INT8_ENV, PRECISION_ENV)}
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
                           timeout=120)
     assert done.returncode == 0, done.stderr
@@ -123,9 +142,12 @@ def test_a_device_that_hangs_is_reported_within_the_bound():
     ("x86_64", {"avx2", "avx512f", "avx512_vnni"}, "int8",
      "int8: this CPU has VNNI (avx512_vnni)"),
     ("x86_64", {"avx2", "avx_vnni"}, "int8", "int8: this CPU has VNNI (avx_vnni)"),
-    ("x86_64", {"sse2", "avx2", "fma"}, EXACT, "int8 with exact products: this CPU has no VNNI"),
+    ("x86_64", {"sse2", "avx2", "fma"}, EXACT,
+     "int8 with exact products: this CPU has AVX2 but no VNNI"),
     ("x86_64", {"avx2", "avx512f", "avx512bw"}, EXACT,
-     "int8 with exact products: this CPU has no VNNI"),
+     "int8 with exact products: this CPU has AVX2 but no VNNI"),
+    ("x86_64", {"sse2", "sse4_1"}, EXACT,
+     "int8 with exact products: this CPU has no AVX2 or VNNI"),
     ("x86_64", set(), EXACT, "int8 with exact products: this CPU's flags could not be read"),
     ("aarch64", {"asimd", "asimddp"}, "int8", "int8: 8-bit products are exact on aarch64"),
     ("arm64", set(), "int8", "int8: 8-bit products are exact on arm64"),
@@ -153,12 +175,17 @@ def test_the_environment_overrides_the_rule(monkeypatch, forced, machine, flags,
 
 def test_models_say_the_precision_their_session_runs(monkeypatch):
     """Read back from the real sessions: the rule here, then each override."""
-    assert KeypointModel.load().precision == here()
-    assert ExpressionModel.load("fer5").precision == here()
+    assert KeypointModel.load().precision == chosen()
+    assert ExpressionModel.load("fer5").precision == chosen()
+    assert ExpressionModel.load("fer5", precision="int8").precision == here()
+    model = KeypointModel.load(precision="float32")
+    assert (model.name, model.precision) == ("keypoints15.float32", "float32")
     for forced, precision in (("1", EXACT), ("0", "int8")):
         monkeypatch.setenv(EXACT_INT8_ENV, forced)
-        model = KeypointModel.load()
+        model = KeypointModel.load(precision="int8")
         assert (model.name, model.precision) == ("keypoints15", precision)
+        # the float32 build needs no option, whatever is asked for the int8 one
+        assert KeypointModel.load(precision="float32").precision == "float32"
 
 
 def test_a_float_graph_is_float32(tmp_path):
@@ -175,26 +202,34 @@ def test_a_float_graph_is_float32(tmp_path):
     assert precision_name("float32", {"session.x64quantprecision": "1"}) == "float32"
 
 
-def test_version_prints_the_int8_choice():
-    env = {k: v for k, v in os.environ.items() if k != EXACT_INT8_ENV}
+def test_version_prints_the_precision_choice():
+    env = {k: v for k, v in os.environ.items() if k not in (EXACT_INT8_ENV, PRECISION_ENV)}
     done = subprocess.run([sys.executable, "-m", "facecue.cli", "--version"],
                           capture_output=True, text=True, env=env, timeout=60)
     assert done.returncode == 0, done.stderr
     assert done.stdout == (f"facecue {facecue.__version__} (onnxruntime {ort.__version__}; "
-                           f"{int8_choice()})\n")
+                           f"{precision_choice()})\n")
     assert ("with exact products: " in done.stdout) == (not exact_int8())
+    env[PRECISION_ENV] = "float32"
+    done = subprocess.run([sys.executable, "-m", "facecue.cli", "--version"],
+                          capture_output=True, text=True, env=env, timeout=60)
+    assert done.stdout.endswith("; float32: FACECUE_PRECISION=float32)\n"), done.stdout
 
 
 def test_run_report_records_each_models_precision(shared, tmp_path, capsys):
     report = facecue.run(shared / CLIP, max_frames=5)
     assert report.frames == 5
-    assert report.models == {"expression_fer7": here(), "keypoints15": here()}
+    assert report.models == {"expression_fer7": chosen(), "keypoints15": chosen()}
     assert report.as_dict()["models"] == report.models
     # `facecue run -v` says it in its summary; without -v it does not
     argv = ["run", str(shared / CLIP), "--max-frames", "3", "--no-window",
             "--jsonl", str(tmp_path / "faces.jsonl")]
     assert main([*argv, "-v"]) == 0
-    said = f"facecue: models: expression_fer7 {here()}; keypoints15 {here()}"
+    said = f"facecue: models: expression_fer7 {chosen()}; keypoints15 {chosen()}"
     assert said in capsys.readouterr().err
     assert main(argv) == 0
     assert "models:" not in capsys.readouterr().err
+    # --precision float32 runs the float32 builds, and the summary says so
+    assert main([*argv, "-v", "--precision", "float32"]) == 0
+    said = "facecue: models: expression_fer7.float32 float32; keypoints15.float32 float32"
+    assert said in capsys.readouterr().err

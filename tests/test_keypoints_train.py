@@ -257,6 +257,15 @@ def test_ship_builds_the_mean_of_runs_and_an_honest_int8_card(yt_sample, tmp_pat
     report = evaluate_keypoints(rows, split="test", model=path)
     assert card["metrics"]["test"]["n"] == report["n"] > 0
     assert card["metrics"]["test"]["nme"] == pytest.approx(report["nme"], abs=1e-6)
+    # ... and its float32 build beside it, with the figures of that file
+    twin = tmp_path / "int8" / "keypoints15.float32.onnx"
+    twin_card = json.loads((tmp_path / "int8" / "keypoints15.float32.json").read_text())
+    assert twin_card["sha256"] == file_sha256(twin)
+    assert twin_card["build"]["from"] == {"file": path.name, "sha256": card["sha256"]}
+    assert twin_card["metrics"]["test"]["nme"] == pytest.approx(
+        evaluate_keypoints(rows, split="test", model=twin)["nme"], abs=1e-6)
+    assert np.abs(KeypointModel.load(twin).predict(rows.images) - q).mean() < 0.2
+    assert not (tmp_path / "float" / "keypoints15.float32.onnx").exists()  # nothing to twin
 
 
 def test_final_refit_with_val_trains_on_val_keeps_the_last_epoch_and_says_so(yt_sample,

@@ -451,13 +451,14 @@ def test_say_writes_a_different_wav_per_emotion(tmp_path):
 
 
 def test_whisper_arithmetic_follows_the_cpu_unless_asked(media, tmp_path, capsys):
-    """Default int8 only where 8-bit products are exact (facecue.cpu); ``--compute-type``
-    overrides it, and CTranslate2 really loads the model so."""
+    """Default int8 only where 8-bit products are exact (facecue.cpu; the rule with injected
+    flags: test_speech_compute_type.py); ``--compute-type`` overrides it, and CTranslate2
+    really loads the model so."""
     from facecue.cli import main
-    from facecue.cpu import exact_int8
+    from facecue.speech.transcribe import default_compute_type
 
     chosen = Transcriber(cpu_threads=1).model.model.compute_type
-    assert chosen.startswith("int8") if exact_int8() else chosen == "float32"
+    assert chosen.startswith(default_compute_type())  # int8: int8_float32 on CPU
     clip = media / "videos/grid_pwij3p.mpg"
     for asked in ("int8", "float32"):
         out = tmp_path / f"{asked}.json"

@@ -197,6 +197,15 @@ def test_shipped_int8_model_agrees_with_float_and_card_is_honest(
     assert card["training_command"] == [json.loads((r / "card.json").read_text())
                                         ["training_command"] for r in (tiny_run, tiny_fer7_run)]
     assert "int8" in card["quantization"]["type"]
+    # the float32 build of the int8 file, beside it, scored on its own
+    twin = tmp_path / "int8" / "expression_fer5.float32.onnx"
+    twin_card = json.loads(twin.with_suffix(".json").read_text())
+    assert twin_card["sha256"] == file_sha256(twin) and twin_card["file"] == twin.name
+    assert twin_card["build"]["from"] == {"file": path.name, "sha256": card["sha256"]}
+    report = evaluate_expression(fer_sample, labels="fer5", split="PrivateTest", model=twin)
+    assert report["accuracy"] == pytest.approx(twin_card["metrics"]["accuracy"], abs=1e-9)
+    c = ExpressionModel.load("fer5", twin).predict_proba(faces).argmax(1)
+    assert (a == c).mean() >= 0.95
 
 
 def test_ship_refuses_a_run_that_lacks_the_classes(tiny_run, fer_sample, tmp_path):

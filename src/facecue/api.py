@@ -35,15 +35,24 @@ from facecue.video.sources import demo_source, image_files, open_source
 Speech = Callable[[FrameResult], str | None]
 
 
-@lru_cache(maxsize=2)
-def _default_pipeline(labels: str) -> Pipeline:
-    return Pipeline(labels=labels)
+def _default_pipeline(labels: str, precision: str = "auto") -> Pipeline:
+    """The shipped models for ``labels`` in the build ``precision`` resolves to now (the
+    environment may change between calls), loaded once per build."""
+    from facecue.vision.runtime import resolve_precision
+
+    return _pipeline(labels, resolve_precision(precision))
+
+
+@lru_cache(maxsize=4)
+def _pipeline(labels: str, build: str) -> Pipeline:
+    return Pipeline(labels=labels, precision=build)
 
 
 def analyze(image: np.ndarray | str | Path, labels: str = "fer7",
-            pipeline: Pipeline | None = None) -> list[Face]:
-    """Faces in one image (path or array), each with box, 15 keypoints and emotion."""
-    return (pipeline or _default_pipeline(labels)).analyze(image)
+            pipeline: Pipeline | None = None, *, precision: str = "auto") -> list[Face]:
+    """Faces in one image (path or array), each with box, 15 keypoints and emotion.
+    ``precision``: the build of the shipped models (``auto``, ``int8``, ``float32``)."""
+    return (pipeline or _default_pipeline(labels, precision)).analyze(image)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -56,10 +65,11 @@ class ImageFaces:
 
 
 def analyze_files(paths: Iterable[str | Path], labels: str = "fer7",
-                  pipeline: Pipeline | None = None) -> Iterator[ImageFaces]:
+                  pipeline: Pipeline | None = None, *, precision: str = "auto"
+                  ) -> Iterator[ImageFaces]:
     """Faces of each image file in ``paths`` (a folder stands for its images, sorted), one
     by one; a file that cannot be read gives its error and the rest go on."""
-    pipe = pipeline or _default_pipeline(labels)
+    pipe = pipeline or _default_pipeline(labels, precision)
     for path in image_files(paths):
         try:
             yield ImageFaces(path=path, faces=pipe.analyze(path))
@@ -68,9 +78,10 @@ def analyze_files(paths: Iterable[str | Path], labels: str = "fer7",
 
 
 def stream(source: Source = 0, labels: str = "fer7",
-           pipeline: Pipeline | None = None) -> Iterator[FrameResult]:
+           pipeline: Pipeline | None = None, *, precision: str = "auto"
+           ) -> Iterator[FrameResult]:
     """Results frame by frame from a webcam index, video, URL, image(s) or array frames."""
-    for _, result in (pipeline or _default_pipeline(labels)).stream(source):
+    for _, result in (pipeline or _default_pipeline(labels, precision)).stream(source):
         yield result
 
 
@@ -87,9 +98,10 @@ class RunReport:
     seconds: float  # wall time of the run
     stage_ms: dict[str, float]  # mean milliseconds per frame of each pipeline stage
     files: tuple[Path, ...]  # files written (a folder for the snapshots)
-    # each model's name -> its precision as run (e.g. "keypoints15": "int8"; see
-    # facecue.vision.runtime.session_precision)
+    # each model's name -> its precision as run (e.g. "keypoints15": "int8",
+    # "keypoints15.float32": "float32"; see facecue.vision.runtime.session_precision)
     models: dict[str, str] = field(default_factory=dict)
+    workers: int = 1  # threads of the stream (facecue.video.pipeline.Pipeline's workers)
 
     @property
     def fps(self) -> float:
@@ -102,13 +114,14 @@ class RunReport:
                 "track_ids": list(self.track_ids), "seconds": round(self.seconds, 3),
                 "fps": round(self.fps, 2),
                 "stage_ms": {k: round(v, 3) for k, v in self.stage_ms.items()},
-                "files": [str(f) for f in self.files], "models": dict(self.models)}
+                "files": [str(f) for f in self.files], "models": dict(self.models),
+                "workers": self.workers}
 
 
 def run(source: Source, out: str | Path | None = None, *, jsonl: str | Path | None = None,
         window: bool = False, pipeline: Pipeline | None = None, labels: str = "fer7",
         max_frames: int = 0, snapshot_every: float = 0.0, speech: Speech | None = None,
-        sinks: Iterable[Sink] = ()) -> RunReport:
+        sinks: Iterable[Sink] = (), precision: str = "auto") -> RunReport:
     """Run the pipeline over ``source`` until it ends, the window is closed (``q``/Esc) or
     ``max_frames`` are done, and write what was asked:
 
@@ -125,9 +138,10 @@ def run(source: Source, out: str | Path | None = None, *, jsonl: str | Path | No
     complete and every sink is closed even on errors or Ctrl-C; a write that fails (a full
     disk) stops the run with an ``OSError`` naming the file, which is then not written. A
     source that stops early (a file cut short, a camera lost) ends the run there: the
-    report's ``ended_early`` says why.
+    report's ``ended_early`` says why. ``precision`` picks the build of the shipped models
+    when no ``pipeline`` is given (``auto``, ``int8``, ``float32``).
     """
-    pipe = pipeline or _default_pipeline(labels)
+    pipe = pipeline or _default_pipeline(labels, precision)
     src = open_source(source)  # fails before any output file is started
     try:
         targets = _sinks(out, jsonl, window, snapshot_every, src.fps, pipe.expression.labels)
@@ -161,7 +175,7 @@ def run(source: Source, out: str | Path | None = None, *, jsonl: str | Path | No
                      track_ids=tuple(sorted(stats.track_ids)),
                      seconds=time.perf_counter() - start, stage_ms=stats.stage_ms(),
                      files=tuple(f for s in targets for f in s.files),
-                     models=_precisions(pipe))
+                     models=_precisions(pipe), workers=faces.workers)
 
 
 def _precisions(pipe: Pipeline) -> dict[str, str]:
@@ -186,9 +200,10 @@ def _sinks(out: str | Path | None, jsonl: str | Path | None, window: bool,
 
 
 def demo(out: str | Path = "facecue-demo", *, builtin: bool = False, max_frames: int = 300,
-         pipeline: Pipeline | None = None, labels: str = "fer7") -> RunReport:
+         pipeline: Pipeline | None = None, labels: str = "fer7", precision: str = "auto"
+         ) -> RunReport:
     """The whole pipeline into ``out``: ``max_frames`` of the webcam, with a window where
     there is a display; with no webcam (or ``builtin``), all of the built-in clip."""
     source = demo_source(builtin)
     return run(source, out, window=source.live and has_display()[0], pipeline=pipeline,
-               labels=labels, max_frames=max_frames if source.live else 0)
+               labels=labels, max_frames=max_frames if source.live else 0, precision=precision)

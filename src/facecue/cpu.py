@@ -8,6 +8,12 @@ option, ``runtime.EXACT_INT8``) and Whisper's words changing with the encoder's 
 (CTranslate2, which has no such option: ``transcribe.default_compute_type``; figures from
 ``benchmarks/bench_int8_exact.py`` and ``bench_speech.py``). VNNI sums into
 32 bits, and ARM's 8-bit dot products are exact.
+
+Which build of a model to run (:func:`wide_int8`) is a second question: int8 is faster than
+float32 only where the int8 kernels have wide 8-bit instructions. On an AVX2-only AMD EPYC the
+int8 graphs with exact products still ran 1.4-1.9x faster than their float32 builds
+(``benchmarks/bench_expression.py``, ``bench_keypoints.py``: docs/performance.md), so AVX2
+without VNNI runs int8; float32 is chosen only where those instructions are missing.
 """
 
 from __future__ import annotations
@@ -18,6 +24,10 @@ import subprocess
 # x86 feature flags (Linux /proc/cpuinfo names; macOS sysctl names) with exact 8-bit products
 VNNI_FLAGS = {"avx512_vnni", "avx_vnni", "amx_int8", "avx512vnni", "avxvnni"}
 X86 = {"x86_64", "amd64", "i386", "i686", "x86"}
+ARM64 = {"aarch64", "arm64"}
+# auto, int8 or float32: the default precision of the face models (facecue.vision.runtime)
+# and of Whisper (facecue.speech.transcribe)
+PRECISION_ENV = "FACECUE_PRECISION"
 
 
 def cpu_flags() -> set[str] | None:
@@ -65,14 +75,31 @@ def exact_int8(machine: str | None = None, flags: set[str] | None = None) -> boo
     return bool(flags and flags & VNNI_FLAGS)
 
 
-def int8_reason(machine: str | None = None, flags: set[str] | None = None) -> str:
-    """Why :func:`exact_int8` says what it says here (or on ``machine`` with ``flags``), in a
-    few words: ``this CPU has no VNNI``, ``this CPU has VNNI (avx512_vnni)``, ..."""
+def wide_int8(machine: str | None = None, flags: set[str] | None = None) -> bool:
+    """True where onnxruntime's int8 kernels have wide 8-bit instructions, so the int8 build
+    of a model is the faster one: AVX2 or VNNI on x86 (exact products are then asked for where
+    VNNI is missing: :func:`exact_int8`), any 64-bit ARM CPU. Elsewhere, and on an x86 CPU
+    whose flags cannot be read, the float32 build runs (not measured there: float32 is exact
+    on every CPU and has no narrow int8 kernels to fall back on)."""
     machine = (machine or platform.machine()).lower()
     if machine not in X86:
-        return f"8-bit products are exact on {machine}"
+        return machine in ARM64
+    flags = cpu_flags() if flags is None else flags
+    return bool(flags and ("avx2" in flags or flags & VNNI_FLAGS))
+
+
+def int8_reason(machine: str | None = None, flags: set[str] | None = None) -> str:
+    """Why :func:`exact_int8` and :func:`wide_int8` say what they say here (or on
+    ``machine`` with ``flags``), in a few words: ``this CPU has AVX2 but no VNNI``, ``this CPU
+    has VNNI (avx512_vnni)``, ``8-bit products are exact on aarch64``, ..."""
+    machine = (machine or platform.machine()).lower()
+    if machine not in X86:
+        return (f"8-bit products are exact on {machine}" if machine in ARM64
+                else f"no wide int8 kernels on {machine}")
     flags = cpu_flags() if flags is None else flags
     if not flags:
         return "this CPU's flags could not be read"
     vnni = sorted(flags & VNNI_FLAGS)
-    return f"this CPU has VNNI ({', '.join(vnni)})" if vnni else "this CPU has no VNNI"
+    if vnni:
+        return f"this CPU has VNNI ({', '.join(vnni)})"
+    return "this CPU has AVX2 but no VNNI" if "avx2" in flags else "this CPU has no AVX2 or VNNI"

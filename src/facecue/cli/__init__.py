@@ -193,10 +193,27 @@ def add_model_options(p: argparse.ArgumentParser, threads: int = 1,
         p.add_argument(f"--{model}-model-sha256", metavar="HEX",
                        help=f"refuse the --{model}-model file unless its sha256 is HEX (shipped "
                             "models are always checked against their cards)")
+    add_precision_option(p)
     p.add_argument("--detector", choices=["haar", "mediapipe"], default="haar",
                    help="face detector (default haar; mediapipe needs facecue[mediapipe])")
     p.add_argument("--threads", type=at_least(1), default=threads, help=f"{threads_help} "
                    f"(default {threads})")
+
+
+def add_precision_option(p: argparse.ArgumentParser) -> None:
+    """``--precision``: which build of the shipped models runs."""
+    p.add_argument("--precision", choices=["auto", "int8", "float32"], default="auto",
+                   help="build of the shipped models to run: auto (default: $FACECUE_PRECISION, "
+                        "else int8 where this CPU has fast 8-bit kernels, float32 elsewhere; "
+                        "`facecue doctor` says which), int8 or float32")
+
+
+def add_workers_option(p: argparse.ArgumentParser) -> None:
+    """``--workers``: threads per stream (facecue.video.pipeline.Pipeline)."""
+    p.add_argument("--workers", choices=["auto", "1", "2"], default="auto",
+                   help="threads per stream: 1, or 2 (decoding, tracking and detection "
+                        "overlapped with the models); auto (default): 2 where two or more "
+                        "cores are usable. --threads stays onnxruntime's threads per model")
 
 
 def at_least(least: int) -> Callable[[str], int]:
@@ -230,10 +247,14 @@ def load_pipeline(args: argparse.Namespace, **kwargs):
     from facecue.vision.runtime import ExpressionModel, KeypointModel
 
     return Pipeline(ExpressionModel.load(args.labels, args.expression_model, args.threads,
-                                         sha256=args.expression_model_sha256),
+                                         sha256=args.expression_model_sha256,
+                                         precision=args.precision),
                     KeypointModel.load(args.keypoints_model, args.threads,
-                                       sha256=args.keypoints_model_sha256),
-                    make_detector(args.detector), **kwargs)
+                                       sha256=args.keypoints_model_sha256,
+                                       precision=args.precision),
+                    make_detector(args.detector), **kwargs,
+                    workers=None if getattr(args, "workers", "auto") == "auto"
+                    else int(args.workers))
 
 
 class _Stderr(logging.Handler):

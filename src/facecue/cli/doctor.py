@@ -6,7 +6,9 @@ downloaded: the Whisper weights are verified where they are, the joined copy or,
 first use has joined them, the two packages' parts (reading them takes about as long as
 joining, but leaves the cache as it was). Each model's speed is measured on one thread, one
 face at a time as the pipeline runs a one-face frame, on crops of the face in the built-in
-clip (``assets/demo_astronaut.mp4``), so it needs no data besides the package.
+clip (``assets/demo_astronaut.mp4``), so it needs no data besides the package. Both builds
+of every model (int8 and float32) are timed, so the report shows whether the build chosen for
+this CPU is the faster one here.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from pathlib import Path
 
 import facecue
 from facecue.cli import command
-from facecue.cpu import X86, cpu_flags, cpu_name, exact_int8, int8_reason
+from facecue.cpu import PRECISION_ENV, X86, cpu_flags, cpu_name, exact_int8, int8_reason
 
 DEFAULT_SECONDS = 3.0
 MAX_FACES = 300  # faces timed per model at most
@@ -63,16 +65,16 @@ def _positive(text: str) -> float:
 
 
 def version_line() -> str:
-    """``facecue 0.1.0 (onnxruntime 1.32.0; int8 with exact products: this CPU has no VNNI)``:
-    the version and how the int8 models run on this CPU."""
+    """``facecue 0.1.0 (onnxruntime 1.32.0; int8 with exact products: this CPU has AVX2 but no
+    VNNI)``: the version and which build of the models runs on this CPU, how and why."""
     try:
         import onnxruntime
 
-        from facecue.vision.runtime import int8_choice
+        from facecue.vision.runtime import precision_choice
 
-        how = f"onnxruntime {onnxruntime.__version__}; {int8_choice()}"
+        how = f"onnxruntime {onnxruntime.__version__}; {precision_choice()}"
     except Exception as e:  # a version must print whatever else is wrong
-        how = f"int8 choice unknown: {_why(e)}"
+        how = f"precision unknown: {_why(e)}"
     return f"facecue {facecue.__version__} ({how})"
 
 
@@ -90,13 +92,14 @@ class VersionAction(argparse.Action):
 
 def report(seconds: float = DEFAULT_SECONDS) -> dict:
     """Everything ``facecue doctor`` says, JSON-ready: ``facecue``, ``platform``, ``cpu``,
-    ``int8``, ``models`` (one entry per shipped model: ``name``, ``precision``,
-    ``sha256_verified``, ``ms_per_face``, ``faces``, or ``error``), ``measure`` (how the
+    ``precision`` (the build chosen here and why), ``models`` (one entry per shipped model
+    file: ``name``, ``build``, ``precision`` as run, ``chosen`` (the build ``--precision auto``
+    runs here), ``sha256_verified``, ``ms_per_face``, ``faces``, or ``error``), ``measure`` (how the
     speeds were measured), ``versions``, ``whisper``, ``camera``, ``microphone`` and
     ``display``. The models are measured for about ``seconds`` in all (``measure`` gives the
     load average before: other programs running make them slower)."""
     out = {"facecue": facecue.__version__, "platform": platform.platform(),
-           "cpu": _checked(cpu_check), "int8": _checked(int8_check)}
+           "cpu": _checked(cpu_check), "precision": _checked(precision_check)}
     load = round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None  # busy CPU?
     measure = _checked(face_crops, seconds * CROP_SHARE)
     crops = measure.pop("crops", None)
@@ -105,7 +108,9 @@ def report(seconds: float = DEFAULT_SECONDS) -> dict:
         out["models"] = [{"name": None, "precision": None, "ms_per_face": None, **paths}]
     else:
         share = seconds * (1 - CROP_SHARE) / max(1, len(paths["paths"]))
-        out["models"] = [model_check(path, crops, share) for path in paths["paths"]]
+        chosen = out["precision"].get("build")
+        out["models"] = [model_check(path, crops, share) | {"chosen": _build(path) == chosen}
+                         for path in paths["paths"]]
     out["measure"] = {"threads": 1, "seconds": seconds, "load_average": load, **measure}
     out["versions"] = _checked(versions)
     out["whisper"] = _checked(whisper_check)
@@ -138,14 +143,27 @@ def cpu_check() -> dict:
             "exact_int8": exact_int8(), "why": int8_reason()}
 
 
-def int8_check() -> dict:
-    """How the int8 graphs run here: the one-line choice, the session options facecue asks
-    onnxruntime for, and ``$FACECUE_EXACT_INT8`` (None when unset)."""
-    from facecue.vision.runtime import EXACT_INT8_ENV, int8_choice, int8_session_config
+def precision_check() -> dict:
+    """The build ``--precision auto`` runs here and why (one line), the session options
+    facecue asks onnxruntime for with the int8 build, and the two settings from the
+    environment, ``$FACECUE_PRECISION`` and ``$FACECUE_EXACT_INT8`` (None when unset)."""
+    from facecue.vision.runtime import (
+        EXACT_INT8_ENV,
+        PRECISION_ENV,
+        int8_session_config,
+        precision_choice,
+        resolve_precision,
+    )
 
     config = int8_session_config()
-    return {"choice": int8_choice(), "exact_products_requested": bool(config),
-            "session_config": config, "env": os.environ.get(EXACT_INT8_ENV)}
+    return {"build": resolve_precision(), "choice": precision_choice(),
+            "exact_products_requested": bool(config), "session_config": config,
+            "env": {name: os.environ.get(name) for name in (PRECISION_ENV, EXACT_INT8_ENV)}}
+
+
+def _build(path: Path) -> str:
+    """``float32`` for a ``NAME.float32.onnx`` build, else ``int8``."""
+    return "float32" if path.stem.endswith(".float32") else "int8"
 
 
 def shipped_models() -> dict:
@@ -153,7 +171,9 @@ def shipped_models() -> dict:
     from facecue.vision.runtime import WEIGHTS
 
     folder = Path(str(WEIGHTS))
-    return {"paths": [p for p in sorted(folder.glob("*.onnx")) if p.with_suffix(".json").exists()]}
+    paths = [p for p in folder.glob("*.onnx") if p.with_suffix(".json").exists()]
+    return {"paths": sorted(paths, key=lambda p: (p.stem.removesuffix(".float32"),
+                                               p.stem.endswith(".float32")))}
 
 
 def face_crops(seconds: float) -> dict:
@@ -207,7 +227,8 @@ def model_check(path: Path, crops: dict | None, seconds: float) -> dict:
     """One shipped model: its card's sha256 checked, loaded as the pipeline loads it (one
     thread), its precision as run here, and its median ms per face over up to
     :data:`MAX_FACES` faces, one at a time, for about ``seconds``."""
-    entry = {"name": path.stem, "precision": None, "sha256_verified": False,
+    entry = {"name": path.stem, "build": _build(path), "precision": None,
+             "sha256_verified": False,
              "ms_per_face": None, "faces": 0}
     try:
         from facecue.labels import LABEL_SETS
@@ -225,7 +246,7 @@ def model_check(path: Path, crops: dict | None, seconds: float) -> dict:
             model = KeypointModel.load(path, threads=1)
             run = model.predict
         elif path.stem.startswith("expression_"):
-            kind = path.stem.removeprefix("expression_")
+            kind = path.stem.removeprefix("expression_").removesuffix(".float32")
             labels = next((k for k in LABEL_SETS if kind.startswith(k)), None)
             if labels is None:
                 raise ValueError(f"no label set of facecue fits {path.name}")
@@ -245,7 +266,7 @@ def model_check(path: Path, crops: dict | None, seconds: float) -> dict:
 
 def _ms_per_face(run: Callable, crops: list, seconds: float) -> tuple[float, int]:
     """Median milliseconds of ``run`` on one crop at a time, and how many crops were timed."""
-    for crop in crops[:3]:  # warm-up: the first runs allocate
+    for crop in crops[:10]:  # warm-up: the first runs allocate and are slow
         run(crop[None])
     times: list[float] = []
     end = time.perf_counter() + seconds
@@ -291,7 +312,9 @@ def whisper_check() -> dict:
         from facecue.speech.transcribe import default_compute_type
 
         out["compute_type"] = default_compute_type()
-        out["compute_type_why"] = int8_reason()
+        forced = os.environ.get(PRECISION_ENV, "").strip().lower()
+        out["compute_type_why"] = f"{PRECISION_ENV}={forced}" if forced in ("int8", "float32") \
+            else int8_reason()
         out["compute_types_offered"] = sorted(ctranslate2.get_supported_compute_types("cpu"))
     except Exception as e:  # the packages are there but do not import
         out["compute_type"] = None
@@ -381,6 +404,26 @@ def _doctor(args: argparse.Namespace) -> int:
     return 1 if any(m.get("error") for m in out["models"]) else 0
 
 
+def faster_unchosen(models: list[dict]) -> list[str]:
+    """A line for each model whose build not chosen here measured faster than the chosen one
+    (by more than 10 %: timing noise), saying how to pick it; a line that all chosen builds
+    are the faster ones otherwise."""
+    timed = [m for m in models if m.get("ms_per_face") and m.get("name")]
+    chosen = {m["name"].removesuffix(".float32"): m for m in timed if m.get("chosen")}
+    lines = []
+    for m in timed:
+        pick = chosen.get(m["name"].removesuffix(".float32"))
+        if pick and not m.get("chosen") and m["ms_per_face"] < 0.9 * pick["ms_per_face"]:
+            lines.append(f"  note: {m['name']} ({m['build']}) ran faster here than the chosen "
+                         f"{pick['build']} build ({m['ms_per_face']:.2f} vs "
+                         f"{pick['ms_per_face']:.2f} ms); --precision {m['build']} or "
+                         f"FACECUE_PRECISION={m['build']} runs it")
+    if not lines and chosen:
+        lines.append("  * the build --precision auto runs here; it measured the faster (or "
+                     "within 10 %) of the two for every model")
+    return lines
+
+
 def text(out: dict) -> list[str]:
     """The report as lines for a terminal."""
     def section(name: str, entry: dict, line: Callable[[dict], str]) -> str:
@@ -394,9 +437,9 @@ def text(out: dict) -> list[str]:
             f"{k} {'yes' if v else 'no'}" for k, v in c["flags"].items())
         return f"{c['name']} ({c['machine']}, {c['cores']} cores): {flags}"
 
-    def int8(c: dict) -> str:
-        env = f"FACECUE_EXACT_INT8={c['env']}"
-        return c["choice"] + ("" if c["env"] is None or env in c["choice"] else f" ({env})")
+    def precision(c: dict) -> str:
+        env = [f"{k}={v}" for k, v in c["env"].items() if v is not None and k not in c["choice"]]
+        return c["choice"] + (f" ({', '.join(env)})" if env else "")
 
     def packages(v: dict) -> str:
         return ", ".join(f"{k} {v[k] or 'not installed'}" for k in v)
@@ -414,7 +457,7 @@ def text(out: dict) -> list[str]:
         f", load average {measure['load_average']:g} before"
     lines = [f"facecue {out['facecue']} on {out['platform']}",
              section("CPU", out["cpu"], cpu),
-             section("precision", out["int8"], int8),
+             section("precision", out["precision"], precision),
              f"{'models':<12}ms per face, one at a time on 1 thread (median of up to {MAX_FACES} "
              f"in about {measure['seconds']:g} s{load}) on "
              + (f"no crops: {measure['error']}" if "error" in measure else measure["faces"])]
@@ -423,8 +466,10 @@ def text(out: dict) -> list[str]:
         if m.get("error"):
             lines.append(f"  {m['name'] or '':<{width}}  error: {m['error']}")
             continue
-        lines.append(f"  {m['name']:<{width}}  {m['precision']:<30}  sha256 matches its card  "
+        lines.append(f"{'*' if m.get('chosen') else ' '} {m['name']:<{width}}  "
+                     f"{m['precision']:<30}  sha256 matches its card  "
                      f"{m['ms_per_face']:6.2f} ms/face ({m['faces']} faces)")
+    lines += faster_unchosen(out["models"])
     lines += [section("packages", out["versions"], packages),
               section("whisper", out["whisper"], whisper),
               section("camera", out["camera"], yes_no),

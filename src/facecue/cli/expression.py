@@ -5,7 +5,13 @@ from __future__ import annotations
 import argparse
 import json
 
-from facecue.cli import add_labels_option, add_training_options, at_least, command
+from facecue.cli import (
+    add_labels_option,
+    add_precision_option,
+    add_training_options,
+    at_least,
+    command,
+)
 
 FER = "../shared/data/fer2013/fer2013.csv.gz"
 
@@ -39,6 +45,7 @@ def add_commands(verbs: dict[str, argparse._SubParsersAction]) -> None:
                                                               "PrivateTest", "all"],
                    help="rows to score (default PrivateTest)")
     p.add_argument("--model", help="ONNX file (default: the shipped model)")
+    add_precision_option(p)
     p.add_argument("--limit", type=at_least(0), default=0, help="first N rows of the split only")
     p.add_argument("--json", action="store_true", help="print the full report as JSON")
     p.add_argument("--plots", help="write confusion-matrix and face-grid PNGs to this folder")
@@ -76,7 +83,8 @@ def _eval(args: argparse.Namespace) -> int:
     from facecue.formats.fer2013 import ReadReport
 
     report = evaluate_expression(args.data, labels=args.labels, split=args.split,
-                                 model=args.model, limit=args.limit, plots=args.plots,
+                                 model=args.model, precision=args.precision,
+                                 limit=args.limit, plots=args.plots,
                                  skip_bad=args.skip_bad_rows)
     if args.json:
         print(json.dumps(report, indent=2))

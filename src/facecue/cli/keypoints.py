@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from facecue.cli import add_training_options, at_least, command
+from facecue.cli import add_precision_option, add_training_options, at_least, command
 
 FER = "../shared/data/fer2013/fer2013.csv.gz"
 KAGGLE = "../shared/data/kaggle-facial-keypoints"
@@ -69,6 +69,7 @@ def add_commands(verbs: dict[str, argparse._SubParsersAction]) -> None:
                    help="rows to score (default: test when the data has an identity split, "
                         "else all)")
     p.add_argument("--model", help="ONNX file (default: the shipped model)")
+    add_precision_option(p)
     p.add_argument("--limit", type=at_least(0), default=0, help="first N rows of the split only")
     p.add_argument("--json", action="store_true", help="print the full report as JSON")
     p.add_argument("--plots", help="write a face grid with predicted/true keypoints here")
@@ -108,6 +109,7 @@ def add_commands(verbs: dict[str, argparse._SubParsersAction]) -> None:
     p.add_argument("--lookup", required=True, help="IdLookupTable.csv[.gz]")
     p.add_argument("--out", required=True, help="submission CSV (RowId,Location)")
     p.add_argument("--model", help="ONNX file (default: the shipped model)")
+    add_precision_option(p)
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -139,6 +141,7 @@ def _eval(args: argparse.Namespace) -> int:
     from facecue.evaluation.evaluate import evaluate_keypoints
 
     report = evaluate_keypoints(args.data, split=args.split, model=args.model,
+                                precision=args.precision,
                                 limit=args.limit, plots=args.plots)
     if args.json:
         print(json.dumps(report, indent=2))
@@ -180,6 +183,7 @@ def _blend(args: argparse.Namespace) -> int:
 def _submit(args: argparse.Namespace) -> int:
     from facecue.formats.kaggle_keypoints import make_submission
 
-    n = make_submission(args.test, args.lookup, args.out, model=args.model)
+    n = make_submission(args.test, args.lookup, args.out, model=args.model,
+                        precision=args.precision)
     print(f"{args.out}: {n} rows")
     return 0

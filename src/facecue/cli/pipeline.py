@@ -5,7 +5,14 @@ from __future__ import annotations
 import argparse
 import json
 
-from facecue.cli import add_model_options, at_least, command, load_pipeline, log
+from facecue.cli import (
+    add_model_options,
+    add_workers_option,
+    at_least,
+    command,
+    load_pipeline,
+    log,
+)
 from facecue.cli.speech import add_language_options, make_transcriber
 
 VIDEO = "../shared/media/videos/pyfeat_single_face.mp4"
@@ -29,6 +36,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
                    help="caption the latest emotion-marked sentence live (needs "
                         "facecue[speech]; a webcam also needs facecue[mic])")
     add_model_options(p)
+    add_workers_option(p)
     add_language_options(p)
 
     p = command(sub, "analyze", "faces, keypoints and emotions in images",
@@ -48,6 +56,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-frames", type=at_least(1), default=300,
                    help="webcam frames to process (default 300)")
     add_model_options(p)
+    add_workers_option(p)
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -89,7 +98,8 @@ def _tell(report) -> None:
              report.skipped, f", {report.ended_early}" if report.ended_early else "",
              report.face_frames, len(report.track_ids), report.fps)
     log.info("ms/frame %s", ", ".join(f"{k} {v:.1f}" for k, v in report.stage_ms.items()))
-    log.debug("models: %s", "; ".join(f"{k} {v}" for k, v in report.models.items()))
+    log.debug("models: %s; %d worker thread%s", "; ".join(
+        f"{k} {v}" for k, v in report.models.items()), report.workers, "s" * (report.workers > 1))
     for path in report.files:
         if path.is_dir():
             log.info("wrote %s/ (%d files)", path, sum(1 for _ in path.iterdir()))

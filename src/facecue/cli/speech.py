@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from facecue.captions.sentences import EMOTIONS, STRONG
-from facecue.cli import add_model_options, command, load_pipeline, log
+from facecue.cli import add_model_options, add_workers_option, command, load_pipeline, log
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
@@ -22,6 +22,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--emoji", action="store_true", help="end sentences with an emoji")
     add_model_options(p, threads=2,
                       threads_help="threads for speech recognition and for each face model")
+    add_workers_option(p)
     add_language_options(p)
 
     p = command(sub, "say", "speak text with an emotion's prosody into a WAV file "

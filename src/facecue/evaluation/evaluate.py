@@ -12,7 +12,7 @@ from facecue.fileio import file_sha256
 from facecue.formats.fer2013 import cross_split_duplicates, read_fer2013
 from facecue.formats.kaggle_keypoints import KeypointRows
 from facecue.labels import class_names
-from facecue.vision.runtime import ExpressionModel, KeypointModel, shipped_model_path
+from facecue.vision.runtime import ExpressionModel, KeypointModel, model_file
 
 
 def _check_limit(limit: int) -> None:
@@ -23,10 +23,11 @@ def _check_limit(limit: int) -> None:
 def evaluate_expression(data: str | Path, labels: str = "fer7", split: str = "PrivateTest",
                         model: str | Path | None = None, limit: int = 0,
                         plots: str | Path | None = None, skip_bad: bool = False,
-                        threads: int = 2) -> dict:
+                        threads: int = 2, precision: str = "auto") -> dict:
     """Accuracy, per-class precision/recall, confusion matrix on ``split``, and the same accuracy
     with the split's images that also occur in Training removed (FER2013 has such duplicates).
-    With ``skip_bad``, the rows left out are counted and their lines named (``skipped_*``)."""
+    With ``skip_bad``, the rows left out are counted and their lines named (``skipped_*``).
+    ``model`` defaults to the shipped one in the build ``precision`` picks."""
     _check_limit(limit)
     fer, read_report = read_fer2013(data, skip_bad=skip_bad)
     dup_all = cross_split_duplicates(fer, split)
@@ -37,7 +38,7 @@ def evaluate_expression(data: str | Path, labels: str = "fer7", split: str = "Pr
         images, targets, dup = images[:limit], targets[:limit], dup[:limit]
     if len(images) == 0:
         raise ValueError(f"{data}: no {split} rows for label set {labels}")
-    model_path = Path(model) if model else shipped_model_path(f"expression_{labels}")
+    model_path = model_file(f"expression_{labels}", model, precision)
     net = ExpressionModel.load(labels, model_path, threads=threads)
     probs = np.concatenate([net.predict_proba(images[i:i + 1024])
                             for i in range(0, len(images), 1024)])
@@ -64,13 +65,15 @@ def evaluate_expression(data: str | Path, labels: str = "fer7", split: str = "Pr
 
 def evaluate_keypoints(data: str | Path | KeypointRows, split: str | None = None,
                        model: str | Path | None = None, limit: int = 0,
-                       plots: str | Path | None = None, threads: int = 1) -> dict:
+                       plots: str | Path | None = None, threads: int = 1,
+                       precision: str = "auto") -> dict:
     """Kaggle RMSE, NME and per-keypoint errors of a keypoint model on ``split`` rows, with
     their 95 % intervals over the people when the rows name them (a 68-point folder does).
 
     ``data`` is a Kaggle-format CSV, a 68-point folder (converted with the pipeline's detector
     and crop) or rows already read. ``split`` defaults to ``test`` (held-out identities) when
-    the data has a Split column, else to ``all``.
+    the data has a Split column, else to ``all``. ``model`` defaults to the shipped one in the
+    build ``precision`` picks.
     """
     from facecue.formats.landmarks68 import load_keypoint_data
 
@@ -82,7 +85,7 @@ def evaluate_keypoints(data: str | Path | KeypointRows, split: str | None = None
         rows = rows.subset(np.arange(min(limit, len(rows))))
     if len(rows) == 0:
         raise ValueError(f"{data}: no {split} rows with keypoints")
-    model_path = Path(model) if model else shipped_model_path("keypoints15")
+    model_path = model_file("keypoints15", model, precision)
     net = KeypointModel.load(model_path, threads=threads)
     pred = np.concatenate([net.predict(rows.images[i:i + 512])
                            for i in range(0, len(rows), 512)])

@@ -263,13 +263,15 @@ def read_submission(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
 
 
 def make_submission(test_csv: str | Path, lookup_csv: str | Path, out: str | Path,
-                    model: str | Path | None = None, threads: int = 1) -> int:
-    """Predict every ``test.csv`` face with a keypoint model (default: the shipped one) and
+                    model: str | Path | None = None, threads: int = 1,
+                    precision: str = "auto") -> int:
+    """Predict every ``test.csv`` face with a keypoint model (default: the shipped one, in
+    the build ``precision`` picks) and
     write the submission for ``IdLookupTable.csv``; returns the number of rows written."""
     from facecue.vision.runtime import KeypointModel
 
     ids, images = read_test_csv(test_csv)
-    net = KeypointModel.load(model, threads=threads)
+    net = KeypointModel.load(model, threads=threads, precision=precision)
     pred = np.concatenate([net.predict(images[i:i + 512]) for i in range(0, len(images), 512)]
                           ) if len(images) else np.zeros((0, len(KEYPOINT_NAMES), 2))
     lookup = read_id_lookup(lookup_csv)

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from facecue.cpu import exact_int8
+from facecue.cpu import PRECISION_ENV, exact_int8
 from facecue.speech.audio import SAMPLE_RATE, iter_audio
 from facecue.speech.checks import looks_failed
 from facecue.speech.grammar import Grammar
@@ -29,14 +29,32 @@ from facecue.speech.words import Utterance, Word
 log = logging.getLogger(__name__)
 
 
-def default_compute_type() -> str:
-    """int8 where this CPU's 8-bit products are exact (:mod:`facecue.cpu`), else float32.
+# CTranslate2 compute types facecue chooses between; FACECUE_PRECISION (the models' setting,
+# facecue.vision.runtime) forces one of them for Whisper too
+COMPUTE_TYPES = ("int8", "float32")
 
-    On an AVX2-only CPU CTranslate2's int8 (oneDNN, uint8 x int8) saturates: Whisper then gave
-    other words for the same speech in a short and the full encoder window, and read noise as
-    speech. float32 has no such sums; it took 1.5x the int8 time there (real-time factor 0.280
-    against 0.184, ``benchmarks/bench_speech.py --compute-types float32,int8``)."""
-    return "int8" if exact_int8() else "float32"
+
+def default_compute_type(machine: str | None = None, flags: set[str] | None = None) -> str:
+    """CTranslate2's compute type for Whisper on this CPU (or on ``machine`` with ``flags``,
+    for tests): ``$FACECUE_PRECISION`` where it is ``int8`` or ``float32``; else int8 where
+    this CPU's 8-bit products are exact (:func:`facecue.cpu.exact_int8`: VNNI on x86, ARM),
+    else float32.
+
+    Measured on an AVX2-only AMD EPYC, 2026-12-07 (``benchmarks/bench_speech.py
+    --compute-types float32,int8,int8_float32,int16@mkl,...``; docs/speech.md): CTranslate2's
+    CPU int8 *is* int8_float32 (8-bit weights, float32 activations, oneDNN's saturating uint8 x
+    int8 product there) and changed the words of 3 of 32 LJSpeech clips against float32 (6 in
+    the full window); int16 is offered only by CTranslate2's MKL backend (``CT2_USE_MKL=1`` on
+    AMD), ran 5x slower than float32 and still changed words; float16 and bfloat16 are not
+    offered on CPU. float32 ran about as fast as int8 there (real-time factor 0.166 against
+    0.187 on 2 threads, machine shared). int16 on an Intel CPU without VNNI (MKL by default)
+    was not measured."""
+    forced = os.environ.get(PRECISION_ENV, "").strip().lower()
+    if forced in COMPUTE_TYPES:
+        return forced
+    if forced not in ("", "auto"):
+        raise ValueError(f"{PRECISION_ENV} must be auto, int8 or float32, not {forced!r}")
+    return "int8" if exact_int8(machine, flags) else "float32"
 
 
 class Transcriber:

@@ -15,6 +15,7 @@ import torch
 from facecue.fileio import atomic_write_bytes, atomic_write_json, file_sha256
 from facecue.provenance import current_command
 from facecue.train.export import export_onnx
+from facecue.train.float_build import float_twin_file
 from facecue.vision.runtime import WEIGHTS, runtime_requirements
 
 
@@ -35,6 +36,38 @@ def ship_onnx(model: torch.nn.Module, name: str, weights_dir: str | Path | None,
         card = describe(path, parity) | {"sha256": file_sha256(path)}
         atomic_write_bytes(weights / f"{name}.onnx", path.read_bytes())
     atomic_write_json(weights / f"{name}.json", card)
+    if calibration is not None:
+        ship_float_build(name, weights, lambda p: describe(p, parity), current_command())
+    return card
+
+
+def ship_float_build(name: str, weights_dir: str | Path, describe: Callable[[Path], dict],
+                     command: str) -> dict:
+    """Write ``NAME.float32.onnx`` and its card beside the int8 ``NAME.onnx`` in
+    ``weights_dir``: the int8 graph's weights computed in float32
+    (:func:`facecue.train.float_build.float_twin`), scored by ``describe(path)``, which
+    gives the card's fields; the build record and sha256 are added here. Returns the card."""
+    weights = Path(weights_dir)
+    src = weights / f"{name}.onnx"
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / f"{name}.float32.onnx"
+        float_twin_file(src, path)
+        card = describe(path)
+        card = card | {
+            "model": f"{name}.float32", "file": path.name,
+            "architecture": card["architecture"] + "; this file: the float32 build of that "
+                                                   "int8 model (build)",
+            "build": {"precision": "float32",
+                      "from": {"file": src.name, "sha256": file_sha256(src)},
+                      "how": "the int8 file's weights dequantized (int8 value x scale) and "
+                             "stored as float16, cast to float32 when the session starts; "
+                             "activations not quantized (each 8-bit rounding replaced by the "
+                             "clip to its range, which holds the ReLUs the quantizer folded)",
+                      "command": command},
+            "onnxruntime": runtime_requirements("float32")}
+        card["sha256"] = file_sha256(path)
+        atomic_write_bytes(weights / path.name, path.read_bytes())
+    atomic_write_json(weights / f"{name}.float32.json", card)
     return card
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -92,6 +93,10 @@ class FrameSource:
     def close(self) -> None:
         """Release devices and files (called by the pipeline when it stops)."""
 
+    def interrupt(self) -> None:
+        """Ask a read waiting in another thread to give up soon (the pipeline calls this
+        before stopping its reader thread, then :meth:`close`)."""
+
     def _warn(self, msg: str) -> None:
         log.warning("%s: %s", self.name, msg)
 
@@ -146,6 +151,7 @@ class VideoSource(FrameSource):
         self.live = isinstance(source, int) or "://" in str(source)
         self.name = f"camera {source}" if isinstance(source, int) else str(source)
         self.max_failures, self.reconnect = max_failures, reconnect
+        self._interrupted = threading.Event()
         self.cap = self._open()
         self.fps = float(self.cap.get(cv2.CAP_PROP_FPS) or 0.0)
         if not 0 < self.fps < 1000:
@@ -176,7 +182,8 @@ class VideoSource(FrameSource):
                     reopened += 1
                     self._warn(f"no frames; reconnecting ({reopened}/{self.reconnect})")
                     self.cap.release()
-                    time.sleep(0.5)
+                    if self._interrupted.wait(0.5):
+                        return
                     try:
                         self.cap = self._open()
                     except SourceError:
@@ -207,6 +214,9 @@ class VideoSource(FrameSource):
                 t = ms / 1000.0 if ms > 0 or index == 0 else index / (self.fps or 30.0)
             yield Frame(index, t, img)
             index += 1
+
+    def interrupt(self) -> None:
+        self._interrupted.set()
 
     def close(self) -> None:
         self.cap.release()

@@ -14,7 +14,7 @@ import numpy as np
 import onnxruntime as ort
 from onnxruntime.capi import onnxruntime_pybind11_state as ort_state
 
-from facecue.cpu import exact_int8, int8_reason
+from facecue.cpu import PRECISION_ENV, exact_int8, int8_reason, wide_int8
 from facecue.fileio import file_sha256
 from facecue.labels import KEYPOINT_NAMES, LABEL_SETS, class_names
 
@@ -36,9 +36,19 @@ class ModelError(ValueError):
     and what was expected."""
 
 
-def shipped_model_path(name: str) -> Path:
-    """Path of a model shipped in the package (``expression_fer7``, ``keypoints15``, ...)."""
-    path = Path(str(WEIGHTS / f"{name}.onnx"))
+# The builds every shipped model comes in: ``NAME.onnx`` (int8) and ``NAME.float32.onnx``
+# (the same weights computed in float32: facecue.train.float_build).
+BUILDS = ("int8", "float32")
+PRECISIONS = ("auto", *BUILDS)
+
+
+def shipped_model_path(name: str, precision: str = "int8") -> Path:
+    """Path of a model shipped in the package (``expression_fer7``, ``keypoints15``, ...) in
+    the build ``precision`` (``int8`` or ``float32``)."""
+    if precision not in BUILDS:
+        raise ValueError(f"a shipped model's build is int8 or float32, not {precision!r}")
+    suffix = "" if precision == "int8" else f".{precision}"
+    path = Path(str(WEIGHTS / f"{name}{suffix}.onnx"))
     if not path.exists():
         raise ModelNotFoundError(
             f"shipped model {name!r} is missing from {path.parent}; {REINSTALL} or pass a "
@@ -140,6 +150,45 @@ def int8_choice(machine: str | None = None, flags: set[str] | None = None) -> st
     return f"int8 with exact products: {why}" if exact else f"int8: {why}"
 
 
+def resolve_precision(precision: str = "auto", machine: str | None = None,
+                      flags: set[str] | None = None) -> str:
+    """The build to run, ``int8`` or ``float32``, for ``precision`` (``auto``: the
+    ``$FACECUE_PRECISION`` setting, and where that is unset or ``auto`` the rule of
+    :func:`facecue.cpu.wide_int8` for this CPU, or ``machine`` with ``flags`` in tests)."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, not {precision!r}")
+    if precision == "auto":
+        precision = _precision_env()
+    if precision != "auto":
+        return precision
+    return "int8" if wide_int8(machine, flags) else "float32"
+
+
+def _precision_env() -> str:
+    value = os.environ.get(PRECISION_ENV, "auto").strip().lower() or "auto"
+    if value not in PRECISIONS:
+        raise ValueError(f"{PRECISION_ENV} must be auto, int8 or float32, not {value!r}")
+    return value
+
+
+def precision_choice(precision: str = "auto", machine: str | None = None,
+                     flags: set[str] | None = None) -> str:
+    """What ``precision`` runs on this CPU (or ``machine`` with ``flags``) and why, in one
+    line: ``int8 with exact products: this CPU has AVX2 but no VNNI``, ``float32:
+    FACECUE_PRECISION=float32``, ``int8: this CPU has VNNI (avx512_vnni)``, ..."""
+    build = resolve_precision(precision, machine, flags)
+    if precision != "auto":
+        why = f"--precision {precision}"
+    elif _precision_env() != "auto":
+        why = f"{PRECISION_ENV}={_precision_env()}"
+    else:
+        why = None
+    if build == "float32":
+        return f"float32: {why or int8_reason(machine, flags)}"
+    line = int8_choice(machine, flags)
+    return f"{line}; {why}" if why else line
+
+
 # Operator types of a quantized graph (QDQ or integer operators), as stored in the file: a node's
 # op_type is field 4 of its NodeProto, a string after the tag byte 0x22 and its length.
 _INT8_OPS = (b"QuantizeLinear", b"DequantizeLinear", b"DynamicQuantizeLinear", b"QLinearConv",
@@ -171,9 +220,12 @@ def session_precision(session: ort.InferenceSession, path: str | Path) -> str:
     return precision_name(graph_precision(path), config)
 
 
-def runtime_requirements() -> dict:
+def runtime_requirements(precision: str = "int8") -> dict:
     """What a model card tells anyone who runs the file without facecue: the onnxruntime
-    release and the session options the card's figures need."""
+    release and the session options the card's figures need (none for a float32 build)."""
+    if precision == "float32":
+        return {"min_version": ".".join(map(str, MIN_ONNXRUNTIME)), "session_config": {},
+                "why": "float32 products are exact on every CPU: no session option needed"}
     return {"min_version": ".".join(map(str, MIN_ONNXRUNTIME)),
             "session_config": dict(EXACT_INT8),
             "why": "8-bit SpaceToDepth and Max need the release; without the option, onnxruntime "
@@ -244,6 +296,19 @@ def _batch(crops: np.ndarray, size: int) -> np.ndarray:
     return x.astype(np.float32)[:, None]
 
 
+def model_file(stem: str, path: str | Path | None, precision: str) -> Path:
+    """The file to load: ``path`` when given (which must be a ``precision`` graph unless
+    that is ``auto``), else the shipped ``stem`` in the build :func:`resolve_precision`
+    picks."""
+    if path is None:
+        return shipped_model_path(stem, resolve_precision(precision))
+    path = Path(path)
+    if precision != "auto" and path.exists() and graph_precision(path) != precision:
+        raise ModelError(f"{path} is a {graph_precision(path)} graph, not {precision}: give a "
+                         f"{precision} model file or leave --precision out")
+    return path
+
+
 @dataclass
 class ExpressionModel:
     """Facial-expression classifier on 48x48 grayscale crops."""
@@ -251,16 +316,17 @@ class ExpressionModel:
     session: ort.InferenceSession
     labels: tuple[str, ...]
     size: int = 48
-    name: str = "expression"  # the model file's stem: expression_fer7, ...
+    name: str = "expression"  # the model file's stem: expression_fer7, ...float32
     precision: str = "unknown"  # as run here: session_precision (int8, ...)
 
     @classmethod
     def load(cls, labels: str = "fer7", path: str | Path | None = None, threads: int = 1, *,
-             sha256: str | None = None) -> ExpressionModel:
-        """The model at ``path`` (default: the shipped one for ``labels``), checked to fit
-        ``labels`` (and ``sha256`` if given) before it is used."""
+             sha256: str | None = None, precision: str = "auto") -> ExpressionModel:
+        """The model at ``path`` (default: the shipped one for ``labels`` in the build
+        ``precision`` picks: :func:`model_file`), checked to fit ``labels`` (and ``sha256``
+        if given) before it is used."""
         names = class_names(labels)
-        path = path or shipped_model_path(f"expression_{labels}")
+        path = model_file(f"expression_{labels}", path, precision)
         session, classes = _checked_session(
             path, threads, sha256, "expression", cls.size,
             {len(n) for n, _ in LABEL_SETS.values()},
@@ -289,16 +355,17 @@ class KeypointModel:
 
     session: ort.InferenceSession
     size: int = 96
-    name: str = "keypoints"  # the model file's stem: keypoints15, ...
+    name: str = "keypoints"  # the model file's stem: keypoints15, keypoints15.float32
     precision: str = "unknown"  # as run here: session_precision (int8, ...)
 
     @classmethod
     def load(cls, path: str | Path | None = None, threads: int = 1, *,
-             sha256: str | None = None) -> KeypointModel:
-        """The model at ``path`` (default: the shipped one), checked to give 15 keypoints
-        (and against ``sha256`` if given) before it is used."""
+             sha256: str | None = None, precision: str = "auto") -> KeypointModel:
+        """The model at ``path`` (default: the shipped one in the build ``precision`` picks:
+        :func:`model_file`), checked to give 15 keypoints (and against ``sha256`` if given)
+        before it is used."""
         width = 2 * len(KEYPOINT_NAMES)
-        path = path or shipped_model_path("keypoints15")
+        path = model_file("keypoints15", path, precision)
         session, _ = _checked_session(path, threads, sha256, "keypoint", cls.size, {width},
                                       f"N x {width} values (x, y of the 15 keypoints)")
         return cls(session, name=Path(path).stem, precision=session_precision(session, path))
