@@ -11,10 +11,10 @@ expression: FER2013 PrivateTest accuracy):
 - ``int8, as is``: the same file without the option (what it costs, and on x86 without VNNI
   what saturation does to the figures);
 - ``float32``: the float32 build (``NAME.float32.onnx``);
-- ``int8, 7-bit weights``: a candidate, not shipped: the int8 file with every weight halved
-  to 7 bits (scale doubled), run without the option. With weights in -64..63 a pair of
-  uint8 x int8 products cannot pass the 16-bit sum (2 x 255 x 64 = 32,640), so the fast kernel
-  is exact on every x86 CPU; the row says what the lost bit costs in accuracy.
+- ``int8, 7-bit weights``: the int8w7 build (``NAME.int8w7.onnx``, what facecue runs on x86
+  without VNNI), without the option: with weights in -64..63 a pair of uint8 x int8 products
+  cannot pass the 16-bit sum (2 x 255 x 64 = 32,640), so the fast kernel is exact on every x86
+  CPU; the row says what the lost bit costs in accuracy.
 
 The times are interleaved: ``--rounds`` rounds, each timing every variant for 100 calls, and
 the median of all calls is printed, so a machine that speeds up or slows down during the run
@@ -25,14 +25,11 @@ from __future__ import annotations
 
 import argparse
 import os
-import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
-import onnx
 import onnxruntime as ort
-from onnx import numpy_helper
 
 from facecue.cpu import cpu_name
 from facecue.evaluation.evaluate import evaluate_expression, evaluate_keypoints
@@ -49,27 +46,6 @@ from facecue.vision.runtime import (
 
 REPO = Path(__file__).resolve().parents[1]
 CALLS = 100  # per variant per round
-
-
-def seven_bit_weights(src: Path, dst: Path) -> None:
-    """``src`` with each int8 weight tensor halved to -64..63 and its scales doubled (and
-    each int32 bias, whose scale is the input's times the weight's, likewise)."""
-    model = onnx.load(str(src))
-    inits = {t.name: t for t in model.graph.initializer}
-    for node in model.graph.node:
-        if node.op_type != "DequantizeLinear" or node.input[0] not in inits:
-            continue
-        q = numpy_helper.to_array(inits[node.input[0]])
-        if q.dtype == np.int8:
-            q = np.clip(np.round(q / 2), -64, 63).astype(np.int8)
-        elif q.dtype == np.int32:
-            q = np.round(q / 2).astype(np.int32)
-        else:
-            continue
-        scale = numpy_helper.to_array(inits[node.input[1]])
-        inits[node.input[0]].CopyFrom(numpy_helper.from_array(q, node.input[0]))
-        inits[node.input[1]].CopyFrom(numpy_helper.from_array(scale * 2, node.input[1]))
-    onnx.save(model, str(dst))
 
 
 def session(path: Path, exact: bool) -> ort.InferenceSession:
@@ -130,28 +106,25 @@ def main() -> None:
     print("| model | figure | card (int8) | variant | figure here | ms per face, 1 thread |")
     print("|---|---|---|---|---|---|")
     results: dict = {"cpu": cpu_name(), "choice": precision_choice(), "models": {}}
-    with tempfile.TemporaryDirectory() as tmp:
-        for name in ("keypoints15", "expression_fer7", "expression_fer5"):
-            int8 = shipped_model_path(name)
-            seven = Path(tmp) / f"{name}.w7.onnx"
-            seven_bit_weights(int8, seven)
-            variants = {"int8, exact products": (int8, True), "int8, as is": (int8, False),
-                        "float32": (shipped_model_path(name, "float32"), False),
-                        "int8, 7-bit weights (candidate)": (seven, False)}
-            crops = rows.images if name == "keypoints15" else fer_crops
-            ms = interleaved_ms({k: session(p, e) for k, (p, e) in variants.items()}, crops,
-                                args.rounds)
-            card = model_card(name)["metrics"]
-            if name == "keypoints15":
-                what = "RMSE px / NME"
-                want = f"{card['test']['rmse_px96']:.4f} / {card['test']['nme']:.5f}"
-            else:
-                what, want = "PrivateTest accuracy", f"{card['accuracy']:.4f}"
-            results["models"][name] = {}
-            for key, (path, exact) in variants.items():
-                got = figure(name, path, exact, rows, fer_csv)
-                results["models"][name][key] = {"figure": got, "ms_per_face": ms[key]}
-                print(f"| {name} | {what} | {want} | {key} | {got} | {ms[key]:.2f} |")
+    for name in ("keypoints15", "expression_fer7", "expression_fer5"):
+        int8 = shipped_model_path(name)
+        variants = {"int8, exact products": (int8, True), "int8, as is": (int8, False),
+                    "float32": (shipped_model_path(name, "float32"), False),
+                    "int8, 7-bit weights": (shipped_model_path(name, "int8w7"), False)}
+        crops = rows.images if name == "keypoints15" else fer_crops
+        ms = interleaved_ms({k: session(p, e) for k, (p, e) in variants.items()}, crops,
+                            args.rounds)
+        card = model_card(name)["metrics"]
+        if name == "keypoints15":
+            what = "RMSE px / NME"
+            want = f"{card['test']['rmse_px96']:.4f} / {card['test']['nme']:.5f}"
+        else:
+            what, want = "PrivateTest accuracy", f"{card['accuracy']:.4f}"
+        results["models"][name] = {}
+        for key, (path, exact) in variants.items():
+            got = figure(name, path, exact, rows, fer_csv)
+            results["models"][name][key] = {"figure": got, "ms_per_face": ms[key]}
+            print(f"| {name} | {what} | {want} | {key} | {got} | {ms[key]:.2f} |")
     atomic_write_json(args.out, results)
 
 

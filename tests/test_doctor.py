@@ -20,6 +20,7 @@ from facecue.cli import main
 from facecue.cli.doctor import _within, model_check
 from facecue.cpu import cpu_name, exact_int8
 from facecue.vision.runtime import (
+    BUILDS,
     EXACT_INT8_ENV,
     PRECISION_ENV,
     WEIGHTS,
@@ -30,13 +31,18 @@ from facecue.vision.runtime import (
     int8_session_config,
     precision_choice,
     precision_name,
-    resolve_precision,
+    shipped_build,
     shipped_model_path,
 )
 
-# int8 build, then its float32 build, model by model
+
+def build_of(stem: str) -> str:
+    return stem.split(".", 1)[1] if "." in stem else "int8"
+
+
+# model by model: the int8 build, int8 with 7-bit weights, float32
 SHIPPED = sorted((p.stem for p in Path(str(WEIGHTS)).glob("*.onnx")),
-                 key=lambda s: (s.removesuffix(".float32"), s.endswith(".float32")))
+                 key=lambda s: (s.split(".")[0], BUILDS.index(build_of(s))))
 EXACT = "int8, exact products requested"
 CLIP = "media/videos/grid_bbaf2n.mpg"
 
@@ -49,16 +55,21 @@ def by_the_cpu(monkeypatch):
 
 
 def here(name: str = "") -> str:
-    """The precision the shipped model ``name`` (its int8 build if not named) must run in
-    on this CPU."""
-    if name.endswith(".float32"):
-        return "float32"
-    return "int8" if exact_int8() else EXACT
+    """The precision the shipped model file ``name`` (the int8 build if not named) must run
+    in on this CPU."""
+    return {"float32": "float32", "int8w7": "int8, 7-bit weights"}.get(
+        build_of(name), "int8" if exact_int8() else EXACT)
+
+
+def auto(model: str) -> str:
+    """The shipped file ``--precision auto`` runs here for ``model``."""
+    build = shipped_build()
+    return model if build == "int8" else f"{model}.{build}"
 
 
 def chosen() -> str:
     """The precision of the build ``--precision auto`` runs here."""
-    return here() if resolve_precision() == "int8" else "float32"
+    return here(auto("keypoints15"))
 
 
 def test_doctor_names_the_cpu_and_times_every_shipped_model(capsys):
@@ -66,9 +77,8 @@ def test_doctor_names_the_cpu_and_times_every_shipped_model(capsys):
     out = capsys.readouterr().out
     assert cpu_name() in out.splitlines()[1]
     assert f"precision   {precision_choice()}" in out
-    build = resolve_precision()
     for name in SHIPPED:
-        mark = "*" if name.endswith(".float32") == (build == "float32") else " "
+        mark = "*" if build_of(name) == shipped_build() else " "
         line = re.search(rf"^{re.escape(mark)} {re.escape(name)} +(.+?) +sha256 matches its "
                          rf"card +([\d.]+) ms/face \((\d+) faces\)$", out, re.M)
         assert line, f"{name} not reported:\n{out}"
@@ -85,10 +95,10 @@ def test_doctor_json_carries_every_model_with_its_precision_and_speed(capsys):
     for m in report["models"]:
         assert m["precision"] == here(m["name"]) and m["ms_per_face"] > 0
         assert m["sha256_verified"] and "error" not in m
-        assert m["chosen"] == (m["build"] == resolve_precision())
-    assert sum(m["chosen"] for m in report["models"]) == len(SHIPPED) // 2
+        assert m["chosen"] == (m["build"] == shipped_build())
+    assert sum(m["chosen"] for m in report["models"]) == len(SHIPPED) // 3
     assert report["cpu"]["name"] == cpu_name() and report["cpu"]["exact_int8"] == exact_int8()
-    assert report["precision"]["build"] == resolve_precision()
+    assert report["precision"]["build"] == shipped_build()
     assert report["precision"]["exact_products_requested"] == (not exact_int8())
     assert report["versions"]["onnxruntime"] == ort.__version__
     assert report["facecue"] == facecue.__version__
@@ -176,14 +186,18 @@ def test_the_environment_overrides_the_rule(monkeypatch, forced, machine, flags,
 def test_models_say_the_precision_their_session_runs(monkeypatch):
     """Read back from the real sessions: the rule here, then each override."""
     assert KeypointModel.load().precision == chosen()
-    assert ExpressionModel.load("fer5").precision == chosen()
-    assert ExpressionModel.load("fer5", precision="int8").precision == here()
+    assert ExpressionModel.load("fer5").name == auto("expression_fer5")
+    assert ExpressionModel.load("fer5", shipped_model_path("expression_fer5")).precision \
+        == here()
     model = KeypointModel.load(precision="float32")
     assert (model.name, model.precision) == ("keypoints15.float32", "float32")
     for forced, precision in (("1", EXACT), ("0", "int8")):
         monkeypatch.setenv(EXACT_INT8_ENV, forced)
-        model = KeypointModel.load(precision="int8")
+        model = KeypointModel.load(shipped_model_path("keypoints15"))
         assert (model.name, model.precision) == ("keypoints15", precision)
+        # the 7-bit build needs no option: never asked for it
+        seven = KeypointModel.load(shipped_model_path("keypoints15", "int8w7"))
+        assert seven.precision == "int8, 7-bit weights"
         # the float32 build needs no option, whatever is asked for the int8 one
         assert KeypointModel.load(precision="float32").precision == "float32"
 
@@ -209,7 +223,7 @@ def test_version_prints_the_precision_choice():
     assert done.returncode == 0, done.stderr
     assert done.stdout == (f"facecue {facecue.__version__} (onnxruntime {ort.__version__}; "
                            f"{precision_choice()})\n")
-    assert ("with exact products: " in done.stdout) == (not exact_int8())
+    assert ("with 7-bit weights: " in done.stdout) == (not exact_int8())
     env[PRECISION_ENV] = "float32"
     done = subprocess.run([sys.executable, "-m", "facecue.cli", "--version"],
                           capture_output=True, text=True, env=env, timeout=60)
@@ -219,13 +233,14 @@ def test_version_prints_the_precision_choice():
 def test_run_report_records_each_models_precision(shared, tmp_path, capsys):
     report = facecue.run(shared / CLIP, max_frames=5)
     assert report.frames == 5
-    assert report.models == {"expression_fer7": chosen(), "keypoints15": chosen()}
+    assert report.models == {auto("expression_fer7"): chosen(), auto("keypoints15"): chosen()}
     assert report.as_dict()["models"] == report.models
     # `facecue run -v` says it in its summary; without -v it does not
     argv = ["run", str(shared / CLIP), "--max-frames", "3", "--no-window",
             "--jsonl", str(tmp_path / "faces.jsonl")]
     assert main([*argv, "-v"]) == 0
-    said = f"facecue: models: expression_fer7 {chosen()}; keypoints15 {chosen()}"
+    said = f"facecue: models: {auto('expression_fer7')} {chosen()}; {auto('keypoints15')} " \
+           f"{chosen()}"
     assert said in capsys.readouterr().err
     assert main(argv) == 0
     assert "models:" not in capsys.readouterr().err

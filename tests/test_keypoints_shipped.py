@@ -23,7 +23,8 @@ def test_card_describes_the_shipped_file(tmp_path):
 
 def test_held_out_accuracy_has_not_drifted_from_the_card(yt_items):
     items = in_split(yt_items, "test")
-    report = evaluate_keypoints(convert_landmarks68(items), split="test")
+    report = evaluate_keypoints(convert_landmarks68(items), split="test",
+                                model=shipped_model_path("keypoints15"))
     want = model_card("keypoints15")["metrics"]["test"]
     assert report["n"] == want["n"] == 314
     assert abs(report["rmse_px96"] - want["rmse_px96"]) < 0.01

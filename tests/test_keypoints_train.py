@@ -266,6 +266,13 @@ def test_ship_builds_the_mean_of_runs_and_an_honest_int8_card(yt_sample, tmp_pat
         evaluate_keypoints(rows, split="test", model=twin)["nme"], abs=1e-6)
     assert np.abs(KeypointModel.load(twin).predict(rows.images) - q).mean() < 0.2
     assert not (tmp_path / "float" / "keypoints15.float32.onnx").exists()  # nothing to twin
+    # ... and the int8 build with 7-bit weights, exact here without the option
+    seven = tmp_path / "int8" / "keypoints15.int8w7.onnx"
+    seven_card = json.loads(seven.with_suffix(".json").read_text())
+    assert seven_card["sha256"] == file_sha256(seven)
+    assert seven_card["onnxruntime"]["session_config"] == {}
+    assert seven_card["metrics"]["test"]["nme"] == pytest.approx(
+        evaluate_keypoints(rows, split="test", model=seven)["nme"], abs=1e-6)
 
 
 def test_final_refit_with_val_trains_on_val_keeps_the_last_epoch_and_says_so(yt_sample,

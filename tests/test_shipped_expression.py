@@ -20,7 +20,7 @@ def test_card_matches_recomputed_privatetest_accuracy(labels, fer_csv):
     assert path.stat().st_size < 8 * 1024 * 1024
     for key in ("training_command", "seed", "training_wall_time_minutes", "data"):
         assert card[key] is not None, key
-    report = evaluate_expression(fer_csv, labels=labels, split="PrivateTest")
+    report = evaluate_expression(fer_csv, labels=labels, split="PrivateTest", model=path)
     metrics = card["metrics"]
     assert metrics["split"] == "PrivateTest" and report["n"] == metrics["n"]
     assert report["accuracy"] == pytest.approx(metrics["accuracy"], abs=0.002)

@@ -206,6 +206,10 @@ def test_shipped_int8_model_agrees_with_float_and_card_is_honest(
     assert report["accuracy"] == pytest.approx(twin_card["metrics"]["accuracy"], abs=1e-9)
     c = ExpressionModel.load("fer5", twin).predict_proba(faces).argmax(1)
     assert (a == c).mean() >= 0.95
+    seven = tmp_path / "int8" / "expression_fer5.int8w7.onnx"
+    seven_card = json.loads(seven.with_suffix(".json").read_text())
+    assert seven_card["sha256"] == file_sha256(seven)
+    assert seven_card["build"]["from"] == twin_card["build"]["from"]
 
 
 def test_ship_refuses_a_run_that_lacks_the_classes(tiny_run, fer_sample, tmp_path):

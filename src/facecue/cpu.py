@@ -11,9 +11,10 @@ option, ``runtime.EXACT_INT8``) and Whisper's words changing with the encoder's 
 
 Which build of a model to run (:func:`wide_int8`) is a second question: int8 is faster than
 float32 only where the int8 kernels have wide 8-bit instructions. On an AVX2-only AMD EPYC the
-int8 graphs with exact products still ran 1.4-1.9x faster than their float32 builds
-(``benchmarks/bench_expression.py``, ``bench_keypoints.py``: docs/performance.md), so AVX2
-without VNNI runs int8; float32 is chosen only where those instructions are missing.
+int8 graphs with exact products still ran 1.3-1.5x faster than their float32 builds
+(``benchmarks/bench_precision.py``: docs/performance.md), and the shipped int8 build with
+7-bit weights, exact there without that option, 1.4x faster again; so AVX2 without VNNI runs
+int8 (that build); float32 is chosen only where those instructions are missing.
 """
 
 from __future__ import annotations

@@ -205,7 +205,8 @@ def add_precision_option(p: argparse.ArgumentParser) -> None:
     p.add_argument("--precision", choices=["auto", "int8", "float32"], default="auto",
                    help="build of the shipped models to run: auto (default: $FACECUE_PRECISION, "
                         "else int8 where this CPU has fast 8-bit kernels, float32 elsewhere; "
-                        "`facecue doctor` says which), int8 or float32")
+                        "`facecue doctor` says which), int8 (with 7-bit weights on x86 "
+                        "without VNNI) or float32")
 
 
 def add_workers_option(p: argparse.ArgumentParser) -> None:

@@ -6,9 +6,9 @@ downloaded: the Whisper weights are verified where they are, the joined copy or,
 first use has joined them, the two packages' parts (reading them takes about as long as
 joining, but leaves the cache as it was). Each model's speed is measured on one thread, one
 face at a time as the pipeline runs a one-face frame, on crops of the face in the built-in
-clip (``assets/demo_astronaut.mp4``), so it needs no data besides the package. Both builds
-of every model (int8 and float32) are timed, so the report shows whether the build chosen for
-this CPU is the faster one here.
+clip (``assets/demo_astronaut.mp4``), so it needs no data besides the package. Every build of
+every model (int8, int8 with 7-bit weights, float32) is timed, so the report shows whether the
+build chosen for this CPU is the fastest one here.
 """
 
 from __future__ import annotations
@@ -152,18 +152,23 @@ def precision_check() -> dict:
         PRECISION_ENV,
         int8_session_config,
         precision_choice,
-        resolve_precision,
+        shipped_build,
     )
 
     config = int8_session_config()
-    return {"build": resolve_precision(), "choice": precision_choice(),
+    return {"build": shipped_build(), "choice": precision_choice(),
             "exact_products_requested": bool(config), "session_config": config,
             "env": {name: os.environ.get(name) for name in (PRECISION_ENV, EXACT_INT8_ENV)}}
 
 
 def _build(path: Path) -> str:
-    """``float32`` for a ``NAME.float32.onnx`` build, else ``int8``."""
-    return "float32" if path.stem.endswith(".float32") else "int8"
+    """The build a shipped file is, by its name: ``NAME.BUILD.onnx``, ``NAME.onnx`` for int8."""
+    return path.stem.split(".", 1)[1] if "." in path.stem else "int8"
+
+
+def _model(stem: str) -> str:
+    """The model a shipped file's stem names: ``keypoints15`` for ``keypoints15.float32``."""
+    return stem.split(".", 1)[0]
 
 
 def shipped_models() -> dict:
@@ -171,9 +176,10 @@ def shipped_models() -> dict:
     from facecue.vision.runtime import WEIGHTS
 
     folder = Path(str(WEIGHTS))
+    from facecue.vision.runtime import BUILDS
+
     paths = [p for p in folder.glob("*.onnx") if p.with_suffix(".json").exists()]
-    return {"paths": sorted(paths, key=lambda p: (p.stem.removesuffix(".float32"),
-                                               p.stem.endswith(".float32")))}
+    return {"paths": sorted(paths, key=lambda p: (_model(p.stem), BUILDS.index(_build(p))))}
 
 
 def face_crops(seconds: float) -> dict:
@@ -246,7 +252,7 @@ def model_check(path: Path, crops: dict | None, seconds: float) -> dict:
             model = KeypointModel.load(path, threads=1)
             run = model.predict
         elif path.stem.startswith("expression_"):
-            kind = path.stem.removeprefix("expression_").removesuffix(".float32")
+            kind = _model(path.stem).removeprefix("expression_")
             labels = next((k for k in LABEL_SETS if kind.startswith(k)), None)
             if labels is None:
                 raise ValueError(f"no label set of facecue fits {path.name}")
@@ -405,22 +411,23 @@ def _doctor(args: argparse.Namespace) -> int:
 
 
 def faster_unchosen(models: list[dict]) -> list[str]:
-    """A line for each model whose build not chosen here measured faster than the chosen one
+    """A line for each model whose float32 build measured faster here than the chosen build
     (by more than 10 %: timing noise), saying how to pick it; a line that all chosen builds
-    are the faster ones otherwise."""
+    are the fastest ones otherwise. (The int8 builds not chosen are slower here or not exact:
+    the rule picks between them by the CPU.)"""
     timed = [m for m in models if m.get("ms_per_face") and m.get("name")]
-    chosen = {m["name"].removesuffix(".float32"): m for m in timed if m.get("chosen")}
+    chosen = {_model(m["name"]): m for m in timed if m.get("chosen")}
     lines = []
     for m in timed:
-        pick = chosen.get(m["name"].removesuffix(".float32"))
-        if pick and not m.get("chosen") and m["ms_per_face"] < 0.9 * pick["ms_per_face"]:
-            lines.append(f"  note: {m['name']} ({m['build']}) ran faster here than the chosen "
-                         f"{pick['build']} build ({m['ms_per_face']:.2f} vs "
-                         f"{pick['ms_per_face']:.2f} ms); --precision {m['build']} or "
-                         f"FACECUE_PRECISION={m['build']} runs it")
+        pick = chosen.get(_model(m["name"]))
+        if pick and m["build"] == "float32" and not m.get("chosen") \
+                and m["ms_per_face"] < 0.9 * pick["ms_per_face"]:
+            lines.append(f"  note: {m['name']} ran faster here than the chosen {pick['build']} "
+                         f"build ({m['ms_per_face']:.2f} vs {pick['ms_per_face']:.2f} ms); "
+                         "--precision float32 or FACECUE_PRECISION=float32 runs it")
     if not lines and chosen:
-        lines.append("  * the build --precision auto runs here; it measured the faster (or "
-                     "within 10 %) of the two for every model")
+        lines.append("  * the build --precision auto runs here; float32 was not faster by more "
+                     "than 10 % for any model")
     return lines
 
 

@@ -36,17 +36,19 @@ class ModelError(ValueError):
     and what was expected."""
 
 
-# The builds every shipped model comes in: ``NAME.onnx`` (int8) and ``NAME.float32.onnx``
-# (the same weights computed in float32: facecue.train.float_build).
-BUILDS = ("int8", "float32")
-PRECISIONS = ("auto", *BUILDS)
+# The builds every shipped model comes in: ``NAME.onnx`` (int8), ``NAME.int8w7.onnx`` (int8
+# with 7-bit weights: exact without any option where 8-bit products saturate) and
+# ``NAME.float32.onnx`` (the same weights computed in float32); facecue.train.builds.
+BUILDS = ("int8", "int8w7", "float32")
+PRECISIONS = ("auto", "int8", "float32")  # what users choose; int8 runs int8w7 where needed
 
 
 def shipped_model_path(name: str, precision: str = "int8") -> Path:
     """Path of a model shipped in the package (``expression_fer7``, ``keypoints15``, ...) in
-    the build ``precision`` (``int8`` or ``float32``)."""
+    the build ``precision`` (one of :data:`BUILDS`)."""
     if precision not in BUILDS:
-        raise ValueError(f"a shipped model's build is int8 or float32, not {precision!r}")
+        raise ValueError(f"a shipped model's build is one of {', '.join(BUILDS)}, not "
+                         f"{precision!r}")
     suffix = "" if precision == "int8" else f".{precision}"
     path = Path(str(WEIGHTS / f"{name}{suffix}.onnx"))
     if not path.exists():
@@ -87,13 +89,29 @@ def check_sha256(path: str | Path, want: str, fix: str = "check the file and the
     _VERIFIED.add(key)
 
 
-def shipped_sha256(path: str | Path) -> str | None:
-    """The sha256 a model file in the package's weights folder must have (its card's), or None
-    for a file elsewhere."""
+def shipped_card(path: str | Path) -> dict | None:
+    """The card of a model file in the package's weights folder, or None for a file
+    elsewhere."""
     path = Path(path).resolve()
     if path.parent != Path(str(WEIGHTS)).resolve():
         return None
-    return model_card(path.stem)["sha256"]
+    return model_card(path.stem)
+
+
+def shipped_sha256(path: str | Path) -> str | None:
+    """The sha256 a model file in the package's weights folder must have (its card's), or None
+    for a file elsewhere."""
+    card = shipped_card(path)
+    return None if card is None else card["sha256"]
+
+
+def file_build(path: str | Path) -> str:
+    """Which of :data:`BUILDS` the file is: a shipped file's card says; any other file is
+    ``int8`` or ``float32`` by its graph (:func:`graph_precision`)."""
+    card = shipped_card(path)
+    if card is not None:
+        return card.get("build", {}).get("build", "int8")
+    return graph_precision(path)
 
 
 # The shipped graphs use 8-bit SpaceToDepth (onnxruntime 1.28+) and Max (1.24+); 1.23 and 1.24
@@ -164,6 +182,16 @@ def resolve_precision(precision: str = "auto", machine: str | None = None,
     return "int8" if wide_int8(machine, flags) else "float32"
 
 
+def shipped_build(precision: str = "auto", machine: str | None = None,
+                  flags: set[str] | None = None) -> str:
+    """The shipped file to run for ``precision`` on this CPU (or ``machine`` with ``flags``):
+    :func:`resolve_precision`, with ``int8`` read as ``int8w7`` (7-bit weights) where this
+    CPU's 8-bit products saturate (:func:`facecue.cpu.exact_int8`): exact there without the
+    exact-products option, which makes the 8-bit convs about 1.4x slower."""
+    build = resolve_precision(precision, machine, flags)
+    return "int8w7" if build == "int8" and not exact_int8(machine, flags) else build
+
+
 def _precision_env() -> str:
     value = os.environ.get(PRECISION_ENV, "auto").strip().lower() or "auto"
     if value not in PRECISIONS:
@@ -185,7 +213,10 @@ def precision_choice(precision: str = "auto", machine: str | None = None,
         why = None
     if build == "float32":
         return f"float32: {why or int8_reason(machine, flags)}"
-    line = int8_choice(machine, flags)
+    if shipped_build(precision, machine, flags) == "int8w7":
+        line = f"int8 with 7-bit weights: {int8_reason(machine, flags)}"
+    else:
+        line = int8_choice(machine, flags)
     return f"{line}; {why}" if why else line
 
 
@@ -205,27 +236,33 @@ def graph_precision(path: str | Path) -> str:
 
 def precision_name(graph: str, config: dict[str, str]) -> str:
     """A graph's precision as run with session options ``config``: ``int8, exact products
-    requested`` (an int8 graph with ``EXACT_INT8``), else the graph's (``int8``, ``float32``)."""
+    requested`` (an int8 graph with ``EXACT_INT8``), ``int8, 7-bit weights`` (the ``int8w7``
+    build), else the graph's (``int8``, ``float32``)."""
+    if graph == "int8w7":
+        return "int8, 7-bit weights"
     exact = graph == "int8" and all(config.get(k) == v for k, v in EXACT_INT8.items())
     return "int8, exact products requested" if exact else graph
 
 
 def session_precision(session: ort.InferenceSession, path: str | Path) -> str:
-    """:func:`precision_name` of the graph at ``path`` with the options ``session`` runs it
-    with (read back from the session)."""
+    """:func:`precision_name` of the file at ``path`` (:func:`file_build`) with the options
+    ``session`` runs it with (read back from the session)."""
     options, config = session.get_session_options(), {}
     for key in EXACT_INT8:
         with suppress(RuntimeError):  # raised for an option not set
             config[key] = options.get_session_config_entry(key)
-    return precision_name(graph_precision(path), config)
+    return precision_name(file_build(path), config)
 
 
-def runtime_requirements(precision: str = "int8") -> dict:
+def runtime_requirements(build: str = "int8") -> dict:
     """What a model card tells anyone who runs the file without facecue: the onnxruntime
-    release and the session options the card's figures need (none for a float32 build)."""
-    if precision == "float32":
+    release and the session options the card's figures need (none for the ``int8w7`` and
+    ``float32`` builds)."""
+    if build in ("int8w7", "float32"):
+        why = ("float32 products are exact on every CPU" if build == "float32" else
+               "with 7-bit weights no pair of uint8 x int8 products can saturate a 16-bit sum")
         return {"min_version": ".".join(map(str, MIN_ONNXRUNTIME)), "session_config": {},
-                "why": "float32 products are exact on every CPU: no session option needed"}
+                "why": f"{why}: no session option needed"}
     return {"min_version": ".".join(map(str, MIN_ONNXRUNTIME)),
             "session_config": dict(EXACT_INT8),
             "why": "8-bit SpaceToDepth and Max need the release; without the option, onnxruntime "
@@ -253,8 +290,10 @@ def onnx_session(path: str | Path, threads: int = 1, options: ort.SessionOptions
     opts = options or ort.SessionOptions()
     opts.intra_op_num_threads = threads
     opts.inter_op_num_threads = 1
-    for key, value in int8_session_config().items():
-        opts.add_session_config_entry(key, value)
+    # the option slows 8-bit convs down: not for graphs that cannot saturate
+    if shipped is None or file_build(path) == "int8":
+        for key, value in int8_session_config().items():
+            opts.add_session_config_entry(key, value)
     return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
 
 
@@ -298,10 +337,9 @@ def _batch(crops: np.ndarray, size: int) -> np.ndarray:
 
 def model_file(stem: str, path: str | Path | None, precision: str) -> Path:
     """The file to load: ``path`` when given (which must be a ``precision`` graph unless
-    that is ``auto``), else the shipped ``stem`` in the build :func:`resolve_precision`
-    picks."""
+    that is ``auto``), else the shipped ``stem`` in the build :func:`shipped_build` picks."""
     if path is None:
-        return shipped_model_path(stem, resolve_precision(precision))
+        return shipped_model_path(stem, shipped_build(precision))
     path = Path(path)
     if precision != "auto" and path.exists() and graph_precision(path) != precision:
         raise ModelError(f"{path} is a {graph_precision(path)} graph, not {precision}: give a "

@@ -1,17 +1,23 @@
-"""The float build of a shipped int8 (QDQ) graph: the same weights, computed in float32.
+"""The other builds of a shipped int8 (QDQ) graph: float32, and int8 with 7-bit weights.
 
-Each weight's ``DequantizeLinear`` is done once, here: its int8 values times their scales
-become a constant, stored as float16 (half the bytes of float32; every int8 value times its
-scale rounds to float16 with a relative error below 2**-11) and cast to float32 when the
-session is created, so every product and sum runs in float32. Every activation
-``QuantizeLinear`` / ``DequantizeLinear`` is dropped, so activations are never rounded to 8 bits.
-The 8-bit operators between them (the space-to-depth stem's ``SpaceToDepth``, ``Split`` and
-``Max``: :mod:`facecue.train.fastgraph`) then run on the float tensors, which is the same
-computation without the rounding.
+**float32** (:func:`float_twin`): the same weights, computed in float32. Each weight's
+``DequantizeLinear`` is done once, here: its int8 values times their scales become a constant,
+stored as float16 (half the bytes of float32; every int8 value times its scale rounds to
+float16 with a relative error below 2**-11) and cast to float32 when the session is created,
+so every product and sum runs in float32. Every activation ``QuantizeLinear`` /
+``DequantizeLinear`` pair becomes the clip to the range its integers covered (which keeps the
+ReLUs the quantizer folded into it), so activations are never rounded to 8 bits. The 8-bit
+operators between them (the space-to-depth stem's ``SpaceToDepth``, ``Split`` and ``Max``:
+:mod:`facecue.train.fastgraph`) then run on the float tensors.
 
-Float products are exact to float32 on every CPU, so this build needs no session option and
-runs at full speed where 8-bit products are slow or saturate (x86 without VNNI:
-:mod:`facecue.cpu`). Needs ``onnx`` (the ``train`` extra).
+**int8 with 7-bit weights** (:func:`seven_bit`): every int8 weight halved to -64..63 (its
+scale doubled; each int32 bias likewise). On x86 without VNNI onnxruntime multiplies uint8
+activations by int8 weights with VPMADDUBSW, which sums each pair of products into 16 bits
+and saturates past 32,767 (:mod:`facecue.cpu`); with 7-bit weights no pair can pass it
+(2 x 255 x 64 = 32,640), so that fast kernel is exact and the slow exact-products option is
+not needed. The weights lose one bit: the cards give what that costs.
+
+Needs ``onnx`` (the ``train`` extra).
 """
 
 from __future__ import annotations
@@ -127,3 +133,44 @@ def float_twin_file(src: str | Path, dst: str | Path, weights: str = "float16") 
     """:func:`float_twin` of the file ``src``, written atomically to ``dst``."""
     model = float_twin(onnx.load(str(src)), weights)
     atomic_write_bytes(dst, model.SerializeToString())
+
+
+SEVEN_BIT = (-64, 63)  # int8 weights in this range cannot saturate a VPMADDUBSW pair sum
+
+
+def seven_bit(model: onnx.ModelProto) -> onnx.ModelProto:
+    """A copy of the int8 QDQ ``model`` whose int8 weights are halved into
+    :data:`SEVEN_BIT` (scales doubled, int32 biases halved with theirs)."""
+    model = onnx.ModelProto.FromString(model.SerializeToString())
+    inits = {t.name: t for t in model.graph.initializer}
+    changed = 0
+    for node in model.graph.node:
+        if node.op_type != "DequantizeLinear" or node.input[0] not in inits:
+            continue
+        q = numpy_helper.to_array(inits[node.input[0]])
+        if q.dtype == np.int8:
+            q = np.clip(np.round(q / 2), *SEVEN_BIT).astype(np.int8)
+        elif q.dtype == np.int32:
+            q = np.round(q / 2).astype(np.int32)
+        else:
+            continue
+        scale = numpy_helper.to_array(inits[node.input[1]])
+        inits[node.input[0]].CopyFrom(numpy_helper.from_array(q, node.input[0]))
+        inits[node.input[1]].CopyFrom(numpy_helper.from_array(scale * 2, node.input[1]))
+        changed += 1
+    if not changed:
+        raise ValueError("no int8 weights to halve: not an int8 QDQ graph")
+    return model
+
+
+def weights_fit_seven_bits(model: onnx.ModelProto) -> bool:
+    """Whether every int8 initializer of ``model`` lies in :data:`SEVEN_BIT`."""
+    lo, hi = SEVEN_BIT
+    arrays = [numpy_helper.to_array(t) for t in model.graph.initializer
+              if t.data_type == onnx.TensorProto.INT8]
+    return bool(arrays) and all(a.min() >= lo and a.max() <= hi for a in arrays)
+
+
+def seven_bit_file(src: str | Path, dst: str | Path) -> None:
+    """:func:`seven_bit` of the file ``src``, written atomically to ``dst``."""
+    atomic_write_bytes(dst, seven_bit(onnx.load(str(src))).SerializeToString())
