@@ -18,6 +18,9 @@ import numpy as np
 class Detection:
     box: tuple[int, int, int, int]  # x, y, w, h in image pixels
     score: float
+    # keypoints the detector gives with the box, in image pixels (BlazeFace: six, named by
+    # facecue.vision.blazeface.LANDMARKS); None for detectors without
+    landmarks: tuple[tuple[float, float], ...] | None = None
 
 
 class Detector(Protocol):
@@ -26,13 +29,22 @@ class Detector(Protocol):
     def __call__(self, gray: np.ndarray) -> list[Detection]: ...
 
 
+DETECTORS = ("haar", "blazeface", "blazeface-short", "mediapipe")
+
+
 def make_detector(name: str = "haar") -> Detector:
-    """A detector by name: ``haar`` (default, the models' training framing) or ``mediapipe``."""
+    """A detector by name: ``haar`` (default, the models' training framing), ``blazeface``
+    (MediaPipe's full-range BlazeFace, shipped as ONNX), ``blazeface-short`` (its short-range
+    model) or ``mediapipe`` (the mediapipe package)."""
     if name == "haar":
         return HaarDetector()
+    if name in ("blazeface", "blazeface-short"):
+        from facecue.vision.blazeface import BlazeFaceDetector
+
+        return BlazeFaceDetector("short" if name.endswith("short") else "full")
     if name == "mediapipe":
         return MediaPipeDetector()
-    raise ValueError(f"unknown face detector {name!r}; choose 'haar' or 'mediapipe'")
+    raise ValueError(f"unknown face detector {name!r}; choose one of {', '.join(DETECTORS)}")
 
 
 def drop_nested(dets: list[Detection], inside: float = 0.3) -> list[Detection]:
