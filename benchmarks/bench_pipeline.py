@@ -33,7 +33,7 @@ from fer_peer import FerPipeline  # noqa: E402
 
 from facecue.cpu import cpu_name  # noqa: E402
 from facecue.video.pipeline import Pipeline, StreamStats, usable_cores  # noqa: E402
-from facecue.video.sources import Frame, FrameSource  # noqa: E402
+from facecue.video.sources import Frame, FrameSource, pan  # noqa: E402
 from facecue.vision.runtime import ExpressionModel, KeypointModel  # noqa: E402
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "media" / "videos"
@@ -62,18 +62,6 @@ def decode(path: Path) -> tuple[list[np.ndarray], list[float], float, float]:
         times.append(cap.get(cv2.CAP_PROP_POS_MSEC) / 1000.0)
     ms = 1000 * (time.perf_counter() - t0) / max(len(frames), 1)
     return frames, times, ms, cap.get(cv2.CAP_PROP_FPS)
-
-
-def pan(image: np.ndarray, n: int, size: tuple[int, int] = (900, 600)) -> list[np.ndarray]:
-    """``n`` frames of a camera moving around over ``image`` (a window of ``size``)."""
-    w, h = size
-    dx, dy = image.shape[1] - w, image.shape[0] - h
-    out = []
-    for k in range(n):
-        a = 2 * np.pi * k / n
-        x, y = round(dx / 2 * (1 + np.sin(a))), round(dy / 2 * (1 + np.sin(2 * a)))
-        out.append(np.ascontiguousarray(image[y:y + h, x:x + w]))
-    return out
 
 
 def load_pipeline(models: str | None, threads: int, precision: str | None) -> Pipeline:

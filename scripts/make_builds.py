@@ -21,34 +21,16 @@ import argparse
 import tempfile
 from pathlib import Path
 
-import numpy as np
-import onnxruntime as ort
-
 from facecue.cpu import cpu_name, int8_reason
 from facecue.evaluation.evaluate import evaluate_expression, evaluate_keypoints
 from facecue.formats.fer2013 import read_fer2013
 from facecue.formats.landmarks68 import convert_landmarks68, in_split, read_landmarks68
-from facecue.train.builds import float_twin_file
+from facecue.train.builds import exact_option_change, float_twin_file
 from facecue.train.ship import ship_build
-from facecue.vision.runtime import EXACT_INT8, WEIGHTS, model_card
+from facecue.vision.runtime import WEIGHTS, model_card
 
 COMMAND = "python scripts/make_builds.py"
 REPO = Path(__file__).resolve().parents[1]
-
-
-def option_change(path: Path, crops: np.ndarray) -> float:
-    """Largest output difference of the file at ``path`` run with and without onnxruntime's
-    exact-products option (``runtime.EXACT_INT8``) on ``crops``."""
-    x = {"pixels": crops.astype(np.float32)[:, None]}
-    outs = []
-    for config in (EXACT_INT8, {}):
-        options = ort.SessionOptions()
-        for key, value in config.items():
-            options.add_session_config_entry(key, value)
-        session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-        outs.append(np.concatenate([session.run(None, {"pixels": x["pixels"][i:i + 512]})[0]
-                                    for i in range(0, len(crops), 512)]))
-    return float(np.abs(outs[0] - outs[1]).max())
 
 
 def expression_figures(fer_csv: Path, labels: str):
@@ -106,7 +88,7 @@ def main() -> None:
         seven = ship_build(
             name, "int8w7", weights, lambda p, c=int8_card, f=figures, n=name:
             c | f(p) | {"exact_without_option": {
-                "max_abs_output_change": option_change(p, crops[n]), "cpu": cpu_name(),
+                "max_abs_output_change": exact_option_change(p, crops[n]), "cpu": cpu_name(),
                 "why": int8_reason(),
                 "note": "outputs with and without session.x64quantprecision on the held-out "
                         "faces, on the CPU that built the file"}}, COMMAND)

@@ -12,7 +12,14 @@ import pytest
 from pipeline_support import make_pipeline, read_frames
 
 from facecue.video.pipeline import AHEAD, Pipeline, check_workers, default_workers, usable_cores
-from facecue.video.sources import ArraySource, Frame, FrameSource, SourceError, VideoSource
+from facecue.video.sources import (
+    ArraySource,
+    Frame,
+    FrameSource,
+    SourceError,
+    VideoSource,
+    pan,
+)
 
 STAGE_CLIP = "media/videos/fr_short_hamilton_clip.mp4"  # small faces, cuts to the audience
 FIVE_FACES = "media/photos/pyfeat_multi_face.jpg"  # five people; Haar misses the sunglasses
@@ -21,18 +28,6 @@ FIVE_FACES = "media/photos/pyfeat_multi_face.jpg"  # five people; Haar misses th
 @pytest.fixture(scope="module")
 def pipe():
     return make_pipeline()
-
-
-def pan(image: np.ndarray, n: int, size: tuple[int, int] = (900, 600)) -> list[np.ndarray]:
-    """``n`` frames of a camera moving around over ``image`` (a window of ``size``)."""
-    w, h = size
-    dx, dy = image.shape[1] - w, image.shape[0] - h
-    out = []
-    for k in range(n):
-        a = 2 * np.pi * k / n
-        x, y = round(dx / 2 * (1 + np.sin(a))), round(dy / 2 * (1 + np.sin(2 * a)))
-        out.append(np.ascontiguousarray(image[y:y + h, x:x + w]))
-    return out
 
 
 def reader_threads() -> list[threading.Thread]:

@@ -4,8 +4,8 @@ The measurements behind the rule: docs/speech.md, ``benchmarks/bench_speech.py``
 
 import pytest
 
-from facecue.cpu import exact_int8
-from facecue.speech.transcribe import PRECISION_ENV, default_compute_type
+from facecue.cpu import PRECISION_ENV, exact_int8
+from facecue.speech.transcribe import default_compute_type
 
 AVX2 = {"sse2", "avx", "avx2", "fma", "f16c"}  # this AMD EPYC: no VNNI
 

@@ -11,7 +11,7 @@ option, ``runtime.EXACT_INT8``) and Whisper's words changing with the encoder's 
 
 Which build of a model to run (:func:`wide_int8`) is a second question: int8 is faster than
 float32 only where the int8 kernels have wide 8-bit instructions. On an AVX2-only AMD EPYC the
-int8 graphs with exact products still ran 1.3-1.5x faster than their float32 builds
+int8 graphs with exact products still ran 1.2-1.5x faster than their float32 builds
 (``benchmarks/bench_precision.py``: docs/performance.md), and the shipped int8 build with
 7-bit weights, exact there without that option, 1.4x faster again; so AVX2 without VNNI runs
 int8 (that build); float32 is chosen only where those instructions are missing.
@@ -19,6 +19,7 @@ int8 (that build); float32 is chosen only where those instructions are missing.
 
 from __future__ import annotations
 
+import os
 import platform
 import subprocess
 
@@ -29,6 +30,15 @@ ARM64 = {"aarch64", "arm64"}
 # auto, int8 or float32: the default precision of the face models (facecue.vision.runtime)
 # and of Whisper (facecue.speech.transcribe)
 PRECISION_ENV = "FACECUE_PRECISION"
+
+
+def precision_setting() -> str:
+    """``$FACECUE_PRECISION`` checked: ``auto`` (also when unset or empty), ``int8`` or
+    ``float32``; anything else raises ``ValueError``."""
+    value = os.environ.get(PRECISION_ENV, "auto").strip().lower() or "auto"
+    if value not in ("auto", "int8", "float32"):
+        raise ValueError(f"{PRECISION_ENV} must be auto, int8 or float32, not {value!r}")
+    return value
 
 
 def cpu_flags() -> set[str] | None:

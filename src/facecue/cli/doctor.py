@@ -28,7 +28,15 @@ from pathlib import Path
 
 import facecue
 from facecue.cli import command
-from facecue.cpu import PRECISION_ENV, X86, cpu_flags, cpu_name, exact_int8, int8_reason
+from facecue.cpu import (
+    PRECISION_ENV,
+    X86,
+    cpu_flags,
+    cpu_name,
+    exact_int8,
+    int8_reason,
+    precision_setting,
+)
 
 DEFAULT_SECONDS = 3.0
 MAX_FACES = 300  # faces timed per model at most
@@ -162,8 +170,10 @@ def precision_check() -> dict:
 
 
 def _build(path: Path) -> str:
-    """The build a shipped file is, by its name: ``NAME.BUILD.onnx``, ``NAME.onnx`` for int8."""
-    return path.stem.split(".", 1)[1] if "." in path.stem else "int8"
+    """The build a shipped file is, as its card says (``facecue.vision.runtime.file_build``)."""
+    from facecue.vision.runtime import file_build
+
+    return file_build(path)
 
 
 def _model(stem: str) -> str:
@@ -318,9 +328,9 @@ def whisper_check() -> dict:
         from facecue.speech.transcribe import default_compute_type
 
         out["compute_type"] = default_compute_type()
-        forced = os.environ.get(PRECISION_ENV, "").strip().lower()
-        out["compute_type_why"] = f"{PRECISION_ENV}={forced}" if forced in ("int8", "float32") \
-            else int8_reason()
+        forced = precision_setting()
+        out["compute_type_why"] = int8_reason() if forced == "auto" \
+            else f"{PRECISION_ENV}={forced}"
         out["compute_types_offered"] = sorted(ctranslate2.get_supported_compute_types("cpu"))
     except Exception as e:  # the packages are there but do not import
         out["compute_type"] = None

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from facecue.cpu import PRECISION_ENV, exact_int8
+from facecue.cpu import exact_int8, precision_setting
 from facecue.speech.audio import SAMPLE_RATE, iter_audio
 from facecue.speech.checks import looks_failed
 from facecue.speech.grammar import Grammar
@@ -49,11 +49,9 @@ def default_compute_type(machine: str | None = None, flags: set[str] | None = No
     offered on CPU. float32 ran about as fast as int8 there (real-time factor 0.166 against
     0.187 on 2 threads, machine shared). int16 on an Intel CPU without VNNI (MKL by default)
     was not measured."""
-    forced = os.environ.get(PRECISION_ENV, "").strip().lower()
+    forced = precision_setting()
     if forced in COMPUTE_TYPES:
         return forced
-    if forced not in ("", "auto"):
-        raise ValueError(f"{PRECISION_ENV} must be auto, int8 or float32, not {forced!r}")
     return "int8" if exact_int8(machine, flags) else "float32"
 
 

@@ -171,6 +171,26 @@ def weights_fit_seven_bits(model: onnx.ModelProto) -> bool:
     return bool(arrays) and all(a.min() >= lo and a.max() <= hi for a in arrays)
 
 
+def exact_option_change(path: str | Path, crops: np.ndarray) -> float:
+    """Largest output difference of the model file at ``path`` on ``crops`` (N, size, size)
+    run with and without onnxruntime's exact-products option (``runtime.EXACT_INT8``) on this
+    CPU: 0 for a 7-bit build, which needs no option anywhere."""
+    import onnxruntime as ort
+
+    from facecue.vision.runtime import EXACT_INT8
+
+    x = crops.astype(np.float32)[:, None]
+    outs = []
+    for config in (EXACT_INT8, {}):
+        options = ort.SessionOptions()
+        for key, value in config.items():
+            options.add_session_config_entry(key, value)
+        session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        outs.append(np.concatenate([session.run(None, {"pixels": x[i:i + 512]})[0]
+                                    for i in range(0, len(x), 512)]))
+    return float(np.abs(outs[0] - outs[1]).max())
+
+
 def seven_bit_file(src: str | Path, dst: str | Path) -> None:
     """:func:`seven_bit` of the file ``src``, written atomically to ``dst``."""
     atomic_write_bytes(dst, seven_bit(onnx.load(str(src))).SerializeToString())

@@ -222,6 +222,19 @@ class VideoSource(FrameSource):
         self.cap.release()
 
 
+def pan(image: np.ndarray, n: int, size: tuple[int, int] = (900, 600)) -> list[np.ndarray]:
+    """``n`` frames of a camera moving in a figure of eight over a still ``image`` (a window of
+    ``size``, width and height): a still with several faces as a video, to stream."""
+    w, h = size
+    dx, dy = image.shape[1] - w, image.shape[0] - h
+    out = []
+    for k in range(n):
+        a = 2 * np.pi * k / n
+        x, y = round(dx / 2 * (1 + np.sin(a))), round(dy / 2 * (1 + np.sin(2 * a)))
+        out.append(np.ascontiguousarray(image[y:y + h, x:x + w]))
+    return out
+
+
 def open_source(source: int | str | Path | FrameSource | Iterable[np.ndarray]) -> FrameSource:
     """Pick the source for ``source``: camera index, URL, video, image, folder or frames."""
     if isinstance(source, FrameSource):

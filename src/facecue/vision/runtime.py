@@ -14,7 +14,7 @@ import numpy as np
 import onnxruntime as ort
 from onnxruntime.capi import onnxruntime_pybind11_state as ort_state
 
-from facecue.cpu import PRECISION_ENV, exact_int8, int8_reason, wide_int8
+from facecue.cpu import PRECISION_ENV, exact_int8, int8_reason, precision_setting, wide_int8
 from facecue.fileio import file_sha256
 from facecue.labels import KEYPOINT_NAMES, LABEL_SETS, class_names
 
@@ -176,7 +176,7 @@ def resolve_precision(precision: str = "auto", machine: str | None = None,
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, not {precision!r}")
     if precision == "auto":
-        precision = _precision_env()
+        precision = precision_setting()
     if precision != "auto":
         return precision
     return "int8" if wide_int8(machine, flags) else "float32"
@@ -192,13 +192,6 @@ def shipped_build(precision: str = "auto", machine: str | None = None,
     return "int8w7" if build == "int8" and not exact_int8(machine, flags) else build
 
 
-def _precision_env() -> str:
-    value = os.environ.get(PRECISION_ENV, "auto").strip().lower() or "auto"
-    if value not in PRECISIONS:
-        raise ValueError(f"{PRECISION_ENV} must be auto, int8 or float32, not {value!r}")
-    return value
-
-
 def precision_choice(precision: str = "auto", machine: str | None = None,
                      flags: set[str] | None = None) -> str:
     """What ``precision`` runs on this CPU (or ``machine`` with ``flags``) and why, in one
@@ -207,8 +200,8 @@ def precision_choice(precision: str = "auto", machine: str | None = None,
     build = resolve_precision(precision, machine, flags)
     if precision != "auto":
         why = f"--precision {precision}"
-    elif _precision_env() != "auto":
-        why = f"{PRECISION_ENV}={_precision_env()}"
+    elif precision_setting() != "auto":
+        why = f"{PRECISION_ENV}={precision_setting()}"
     else:
         why = None
     if build == "float32":
