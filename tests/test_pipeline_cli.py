@@ -28,7 +28,7 @@ def check_face_record(face: dict) -> None:
     """A face as Face.as_dict documents it: named fields, named keypoints, no nulls."""
     assert list(face) == FACE_FIELDS or list(face) == ["track_id", *FACE_FIELDS]
     assert len(face["box"]) == 4 and all(isinstance(v, int) for v in face["box"])
-    assert 50 < face["detection_score"] < 60  # Haar's last-stage sum on a real face
+    assert 0.5 <= face["detection_score"] <= 1  # BlazeFace's probability of a face
     assert list(face["keypoints"]) == list(KEYPOINT_NAMES)
     assert all(len(xy) == 2 for xy in face["keypoints"].values())
     assert face["emotion"] in face["emotion_probs"]

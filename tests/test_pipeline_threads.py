@@ -74,13 +74,14 @@ def check_one_batch_per_frame(pipe, counted, source, workers: int) -> list[int]:
 @pytest.mark.parametrize("workers", [1, 2])
 def test_one_frame_s_faces_go_through_each_model_as_one_batch(pipe, counted, shared, workers):
     photo = cv2.imread(str(shared / FIVE_FACES))
-    assert len(pipe.analyze(photo)) >= 4
-    assert [[size for size, _ in model.runs] for model in counted] == [[4], [4]]
+    faces = len(pipe.analyze(photo))
+    assert faces >= 4
+    assert [[size for size, _ in model.runs] for model in counted] == [[faces], [faces]]
     for model in counted:
         model.runs = []
     per_frame = check_one_batch_per_frame(pipe, counted, ArraySource(pan(photo, 30)), workers)
     assert min(per_frame) >= 4
-    stage = read_frames(shared / STAGE_CLIP, limit=150)
+    stage = read_frames(shared / STAGE_CLIP)  # BlazeFace sees two faces at once after frame 150
     per_frame = check_one_batch_per_frame(pipe, counted, ArraySource(stage, 29.97), workers)
     assert max(per_frame) >= 2 and 0 in per_frame  # several faces at once, and none
 

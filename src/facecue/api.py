@@ -31,28 +31,33 @@ from facecue.video.sinks import (
     has_display,
 )
 from facecue.video.sources import demo_source, image_files, open_source
+from facecue.vision.detect import DEFAULT_DETECTOR
 
 Speech = Callable[[FrameResult], str | None]
 
 
-def _default_pipeline(labels: str, precision: str = "auto") -> Pipeline:
+def _default_pipeline(labels: str, precision: str = "auto", detector: str = DEFAULT_DETECTOR
+                      ) -> Pipeline:
     """The shipped models for ``labels`` in the build ``precision`` resolves to now (the
-    environment may change between calls), loaded once per build."""
+    environment may change between calls) with ``detector``, loaded once per combination."""
     from facecue.vision.runtime import resolve_precision
 
-    return _pipeline(labels, resolve_precision(precision))
+    return _pipeline(labels, resolve_precision(precision), detector)
 
 
 @lru_cache(maxsize=4)
-def _pipeline(labels: str, build: str) -> Pipeline:
-    return Pipeline(labels=labels, precision=build)
+def _pipeline(labels: str, build: str, detector: str) -> Pipeline:
+    return Pipeline(labels=labels, precision=build, detector=detector)
 
 
 def analyze(image: np.ndarray | str | Path, labels: str = "fer7",
-            pipeline: Pipeline | None = None, *, precision: str = "auto") -> list[Face]:
+            pipeline: Pipeline | None = None, *, precision: str = "auto",
+            detector: str = DEFAULT_DETECTOR) -> list[Face]:
     """Faces in one image (path or array), each with box, 15 keypoints and emotion.
-    ``precision``: the build of the shipped models (``auto``, ``int8``, ``float32``)."""
-    return (pipeline or _default_pipeline(labels, precision)).analyze(image)
+    ``precision``: the build of the shipped models (``auto``, ``int8``, ``float32``);
+    ``detector``: the face detector by name (``blazeface``, ``blazeface-short``, ``haar``:
+    :func:`facecue.vision.detect.make_detector`)."""
+    return (pipeline or _default_pipeline(labels, precision, detector)).analyze(image)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -65,11 +70,11 @@ class ImageFaces:
 
 
 def analyze_files(paths: Iterable[str | Path], labels: str = "fer7",
-                  pipeline: Pipeline | None = None, *, precision: str = "auto"
-                  ) -> Iterator[ImageFaces]:
+                  pipeline: Pipeline | None = None, *, precision: str = "auto",
+                  detector: str = DEFAULT_DETECTOR) -> Iterator[ImageFaces]:
     """Faces of each image file in ``paths`` (a folder stands for its images, sorted), one
     by one; a file that cannot be read gives its error and the rest go on."""
-    pipe = pipeline or _default_pipeline(labels, precision)
+    pipe = pipeline or _default_pipeline(labels, precision, detector)
     for path in image_files(paths):
         try:
             yield ImageFaces(path=path, faces=pipe.analyze(path))
@@ -78,10 +83,11 @@ def analyze_files(paths: Iterable[str | Path], labels: str = "fer7",
 
 
 def stream(source: Source = 0, labels: str = "fer7",
-           pipeline: Pipeline | None = None, *, precision: str = "auto"
-           ) -> Iterator[FrameResult]:
+           pipeline: Pipeline | None = None, *, precision: str = "auto",
+           detector: str = DEFAULT_DETECTOR) -> Iterator[FrameResult]:
     """Results frame by frame from a webcam index, video, URL, image(s) or array frames."""
-    for _, result in (pipeline or _default_pipeline(labels, precision)).stream(source):
+    for _, result in (pipeline or _default_pipeline(labels, precision, detector)
+                      ).stream(source):
         yield result
 
 
@@ -121,7 +127,8 @@ class RunReport:
 def run(source: Source, out: str | Path | None = None, *, jsonl: str | Path | None = None,
         window: bool = False, pipeline: Pipeline | None = None, labels: str = "fer7",
         max_frames: int = 0, snapshot_every: float = 0.0, speech: Speech | None = None,
-        sinks: Iterable[Sink] = (), precision: str = "auto") -> RunReport:
+        sinks: Iterable[Sink] = (), precision: str = "auto",
+        detector: str = DEFAULT_DETECTOR) -> RunReport:
     """Run the pipeline over ``source`` until it ends, the window is closed (``q``/Esc) or
     ``max_frames`` are done, and write what was asked:
 
@@ -139,9 +146,9 @@ def run(source: Source, out: str | Path | None = None, *, jsonl: str | Path | No
     disk) stops the run with an ``OSError`` naming the file, which is then not written. A
     source that stops early (a file cut short, a camera lost) ends the run there: the
     report's ``ended_early`` says why. ``precision`` picks the build of the shipped models
-    when no ``pipeline`` is given (``auto``, ``int8``, ``float32``).
+    and ``detector`` the face detector when no ``pipeline`` is given (as in :func:`analyze`).
     """
-    pipe = pipeline or _default_pipeline(labels, precision)
+    pipe = pipeline or _default_pipeline(labels, precision, detector)
     src = open_source(source)  # fails before any output file is started
     try:
         targets = _sinks(out, jsonl, window, snapshot_every, src.fps, pipe.expression.labels)
@@ -200,10 +207,11 @@ def _sinks(out: str | Path | None, jsonl: str | Path | None, window: bool,
 
 
 def demo(out: str | Path = "facecue-demo", *, builtin: bool = False, max_frames: int = 300,
-         pipeline: Pipeline | None = None, labels: str = "fer7", precision: str = "auto"
-         ) -> RunReport:
+         pipeline: Pipeline | None = None, labels: str = "fer7", precision: str = "auto",
+         detector: str = DEFAULT_DETECTOR) -> RunReport:
     """The whole pipeline into ``out``: ``max_frames`` of the webcam, with a window where
     there is a display; with no webcam (or ``builtin``), all of the built-in clip."""
     source = demo_source(builtin)
     return run(source, out, window=source.live and has_display()[0], pipeline=pipeline,
-               labels=labels, max_frames=max_frames if source.live else 0, precision=precision)
+               labels=labels, max_frames=max_frames if source.live else 0, precision=precision,
+               detector=detector)

@@ -194,12 +194,13 @@ def add_model_options(p: argparse.ArgumentParser, threads: int = 1,
                        help=f"refuse the --{model}-model file unless its sha256 is HEX (shipped "
                             "models are always checked against their cards)")
     add_precision_option(p)
-    p.add_argument("--detector", choices=["haar", "blazeface", "blazeface-short", "mediapipe"],
-                   default="haar",
-                   help="face detector (default haar, the framing the models were trained on; "
-                        "blazeface: MediaPipe's full-range BlazeFace, shipped, finds turned, "
-                        "partial and small faces; blazeface-short: its faster near-range model; "
-                        "mediapipe needs facecue[mediapipe])")
+    p.add_argument("--detector", choices=["blazeface", "blazeface-short", "haar", "mediapipe"],
+                   default="blazeface",
+                   help="face detector (default blazeface: MediaPipe's full-range BlazeFace, "
+                        "shipped, finds turned, partial and small faces; blazeface-short: its "
+                        "near-range model only, for faces close to the camera; haar: OpenCV's "
+                        "cascade, the framing the models were trained on; mediapipe needs "
+                        "facecue[mediapipe])")
     p.add_argument("--threads", type=at_least(1), default=threads, help=f"{threads_help} "
                    f"(default {threads})")
 

@@ -164,6 +164,29 @@ def fit_box_calibration(points: Sequence[np.ndarray], boxes: Sequence[Sequence[f
     return BoxCalibration(round(float(s), 4), round(float(dx), 4), round(float(dy), 4))
 
 
+def framing_pairs(items: Sequence[Landmarks68], blazeface, haar: HaarDetector | None = None
+                  ) -> tuple[list[np.ndarray], list[np.ndarray], list[np.ndarray]]:
+    """BlazeFace's raw box and keypoints, and the Haar box, for each labelled face both
+    detectors find (the data :func:`facecue.vision.blazeface.fit_framing` fits on).
+
+    BlazeFace's detection is the most confident one whose box holds the landmarks' centre.
+    """
+    haar = haar or HaarDetector()
+    boxes, points, targets = [], [], []
+    for item in items:
+        image = read_image(item.path)
+        det = match_detection(haar.detect_still(image), item.points)
+        centre = item.points.mean(0)
+        raw = [(score, box, pts) for score, box, pts in blazeface.detect_raw(image)
+               if box[0] <= centre[0] <= box[0] + box[2] and box[1] <= centre[1] <= box[1] + box[3]]
+        if det is not None and raw:
+            _, box, pts = max(raw, key=lambda r: r[0])
+            boxes.append(box)
+            points.append(pts)
+            targets.append(np.array(det.box, np.float64))
+    return boxes, points, targets
+
+
 def convert_landmarks68(items: Sequence[Landmarks68],
                         detector: Callable[[np.ndarray], list[Detection]] | None = None,
                         progress: bool = False) -> KeypointRows:

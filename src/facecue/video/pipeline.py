@@ -34,8 +34,14 @@ from facecue.results import Expression, Face, FrameResult
 from facecue.video.smooth import TrackSmoother
 from facecue.video.sources import Frame, FrameSource, SourceError, open_source, read_image
 from facecue.video.track import FaceTracker
-from facecue.vision.crop import EXPRESSION_CROP, KEYPOINTS_CROP, Crop, crop_face, to_gray
-from facecue.vision.detect import Detection, Detector, HaarDetector, drop_nested
+from facecue.vision.crop import EXPRESSION_CROP, KEYPOINTS_CROP, Crop, crop_face, to_gray, to_uint8
+from facecue.vision.detect import (
+    DEFAULT_DETECTOR,
+    Detection,
+    Detector,
+    drop_nested,
+    make_detector,
+)
 from facecue.vision.runtime import ExpressionModel, KeypointModel
 
 log = logging.getLogger(__name__)
@@ -119,6 +125,7 @@ class _Seen:
     id: int | None  # track ID; None for stills
     box: np.ndarray  # (4,) float32 x, y, w, h
     score: float
+    tilt: float = 0.0  # degrees its crops are turned by (Detection.tilt)
 
 
 @dataclass
@@ -147,6 +154,8 @@ class _Serialized:
             fn = getattr(detector, name, None)
             if fn is not None:
                 setattr(self, name, self._locked(fn))
+        if hasattr(detector, "new_face_score"):
+            self.new_face_score = detector.new_face_score
 
     def _locked(self, fn):
         def call(*args, **kwargs):
@@ -154,17 +163,18 @@ class _Serialized:
                 return fn(*args, **kwargs)
         return call
 
-    def __call__(self, gray: np.ndarray) -> list[Detection]:
+    def __call__(self, image: np.ndarray) -> list[Detection]:
         with self._lock:
-            return self.detector(gray)
+            return self.detector(image)
 
 
 class Pipeline:
     """Faces, keypoints and expressions for images and streams, with the shipped models.
 
-    Models and detector default to the shipped ONNX files and the Haar detector; pass your
-    own to swap them. ``detect_every``, ``scan_every``, ``idle_scan_every`` and ``grace``
-    tune each stream's tracker (see :class:`~facecue.video.track.FaceTracker`);
+    Models and detector default to the shipped ONNX files and BlazeFace; pass your own (or a
+    detector's name, :func:`~facecue.vision.detect.make_detector`) to swap them.
+    ``detect_every``, ``scan_every``, ``idle_scan_every`` and ``grace`` tune each stream's
+    tracker (see :class:`~facecue.video.track.FaceTracker`);
     ``smooth=False`` reports raw per-frame values. ``workers``: threads per stream, 1 (all
     in the thread iterating it) or 2 (decoding, tracking, detection and crops in a reader
     thread, overlapped with the models); default 2 where the process may use two or more
@@ -174,7 +184,7 @@ class Pipeline:
     """
 
     def __init__(self, expression: ExpressionModel | None = None,
-                 keypoints: KeypointModel | None = None, detector: Detector | None = None,
+                 keypoints: KeypointModel | None = None, detector: Detector | str | None = None,
                  labels: str = "fer7", smooth: bool = True, detect_every: int = 5,
                  scan_every: int = 30, idle_scan_every: int = 5, grace: float = 1.0,
                  keypoint_filter: tuple[float, float] = (1.0, 0.05),
@@ -183,7 +193,8 @@ class Pipeline:
         self.workers = check_workers(workers)
         self.expression = expression or ExpressionModel.load(labels, precision=precision)
         self.keypoints = keypoints or KeypointModel.load(precision=precision)
-        self.detector = detector or HaarDetector()
+        self.detector = make_detector(detector or DEFAULT_DETECTOR) \
+            if detector is None or isinstance(detector, str) else detector
         self.smooth = smooth
         self.tracker_args = dict(detect_every=detect_every, scan_every=scan_every,
                                  idle_scan_every=idle_scan_every, grace=grace)
@@ -192,8 +203,8 @@ class Pipeline:
 
     def analyze(self, image: np.ndarray | str | Path) -> list[Face]:
         """All faces in one still image (path or array in any depth/channel layout)."""
-        img = read_image(image) if isinstance(image, str | Path) else image
-        return self._still_faces(to_gray(img), StreamStats())
+        img = to_uint8(read_image(image) if isinstance(image, str | Path) else image)
+        return self._still_faces(img, StreamStats())
 
     def stream(self, source: Source, workers: int | None = None) -> FaceStream:
         """A new stream over ``source`` (opened now): iterate it for (frame, result) pairs.
@@ -204,32 +215,28 @@ class Pipeline:
         lock = self.__dict__.setdefault("_detector_lock", threading.Lock())
         return _Serialized(self.detector, lock)
 
-    def _detect_still(self, gray: np.ndarray) -> list[Detection]:
+    def _detect_still(self, image: np.ndarray) -> list[Detection]:
         detect = self._serialized_detector()
-        return drop_nested(getattr(detect, "detect_still", detect)(gray))
+        return drop_nested(getattr(detect, "detect_still", detect)(image))
 
-    def _still_faces(self, gray: np.ndarray, stats: StreamStats) -> list[Face]:
+    def _still_faces(self, image: np.ndarray, stats: StreamStats) -> list[Face]:
+        """The faces of a uint8 image: detected in it as it is (colour for detectors that use
+        it), cropped from its gray."""
         with stats.timed("detect"):
-            dets = self._detect_still(gray)
-        found = self._describe(gray, [np.array(d.box, np.float32) for d in dets], stats)
+            dets = self._detect_still(image)
+        seen = [_Seen(None, np.array(d.box, np.float32), d.score, d.tilt) for d in dets]
+        found = self._run_models(self._crop(to_gray(image), seen, stats.seconds), stats.seconds)
         return [_still_face(dets[i].box, dets[i].score, points, probs, self.expression.labels)
                 for i, points, probs in found]
 
-    def _describe(self, gray: np.ndarray, boxes: list[np.ndarray], stats: StreamStats
-                  ) -> list[tuple[int, np.ndarray, np.ndarray]]:
-        """Crop every face, run both models once on the whole batch: (index of the box,
-        keypoints in image pixels, probabilities) per box still inside the image."""
-        return self._run_models(self._crop(gray, boxes, stats.seconds), stats.seconds)
-
-    def _crop(self, gray: np.ndarray, boxes: list[np.ndarray], seconds: dict[str, float]
-              ) -> _Crops:
+    def _crop(self, gray: np.ndarray, faces: list[_Seen], seconds: dict[str, float]) -> _Crops:
         """Both crops of every face whose box is still (partly) inside the image."""
         crops = _Crops()
         with _timed(seconds, "crop"):
-            for i, box in enumerate(boxes):
+            for i, face in enumerate(faces):
                 try:
-                    kc = crop_face(gray, box, KEYPOINTS_CROP)
-                    ec = crop_face(gray, box, EXPRESSION_CROP)
+                    kc = crop_face(gray, face.box, KEYPOINTS_CROP, face.tilt)
+                    ec = crop_face(gray, face.box, EXPRESSION_CROP, face.tilt)
                 except ValueError:  # box left the image entirely
                     continue
                 crops.kept.append((i, kc))
@@ -336,18 +343,19 @@ class FaceStream:
     def _prepare(self, frame: Frame, seconds: dict[str, float]) -> _Prepared:
         """The first stage of one frame: gray, faces (tracked, or detected in a still), crops."""
         with _timed(seconds, "convert"):
-            gray = to_gray(frame.image)
+            image = to_uint8(frame.image)
+            gray = to_gray(image)
         if self.source.independent:
             with _timed(seconds, "detect"):
-                dets = self.pipeline._detect_still(gray)
-            seen = [_Seen(None, np.array(d.box, np.float32), d.score) for d in dets]
+                dets = self.pipeline._detect_still(image)
+            seen = [_Seen(None, np.array(d.box, np.float32), d.score, d.tilt) for d in dets]
             return _Prepared(frame, seconds, self.source.skipped, seen,
-                             self.pipeline._crop(gray, [s.box for s in seen], seconds))
+                             self.pipeline._crop(gray, seen, seconds))
         with _timed(seconds, "track"):
-            tracks = self.tracker.update(gray, frame.time)
-        seen = [_Seen(tr.id, tr.box.copy(), tr.score) for tr in tracks]
+            tracks = self.tracker.update(gray, frame.time, image)
+        seen = [_Seen(tr.id, tr.box.copy(), tr.score, tr.tilt) for tr in tracks]
         return _Prepared(frame, seconds, self.source.skipped, seen,
-                         self.pipeline._crop(gray, [s.box for s in seen], seconds),
+                         self.pipeline._crop(gray, seen, seconds),
                          alive=tuple(tr.id for tr in self.tracker.tracks),
                          detections=self.tracker.detections,
                          detect_time=self.tracker.detect_time)

@@ -30,6 +30,7 @@ class Track:
     last_check: int  # frame count at the last detection attempt for it
     points: np.ndarray = field(default_factory=lambda: np.zeros((0, 1, 2), np.float32))
     lost: bool = False  # optical flow failed: the box is stale until a detection finds it
+    tilt: float = 0.0  # degrees to turn its crops by, from the last detection (Detection.tilt)
 
 
 def iou(a: np.ndarray, b: np.ndarray) -> float:
@@ -39,13 +40,13 @@ def iou(a: np.ndarray, b: np.ndarray) -> float:
     return float(inter / union) if union > 0 else 0.0
 
 
-def downscale(gray: np.ndarray, side: int) -> tuple[np.ndarray, float]:
-    """``gray`` shrunk so its longest side is at most ``side``, and the scale used."""
-    s = min(1.0, side / max(gray.shape[:2]))
+def downscale(image: np.ndarray, side: int) -> tuple[np.ndarray, float]:
+    """``image`` shrunk so its longest side is at most ``side``, and the scale used."""
+    s = min(1.0, side / max(image.shape[:2]))
     if s == 1.0:
-        return gray, 1.0
-    size = (round(gray.shape[1] * s), round(gray.shape[0] * s))
-    return cv2.resize(gray, size, interpolation=cv2.INTER_AREA), s
+        return image, 1.0
+    size = (round(image.shape[1] * s), round(image.shape[0] * s))
+    return cv2.resize(image, size, interpolation=cv2.INTER_AREA), s
 
 
 class FaceTracker:
@@ -64,6 +65,9 @@ class FaceTracker:
                  idle_scan_every: int = 5, scan_side: int = 320, grace: float = 1.0,
                  match_iou: float = 0.3, work_side: int = 640):
         self.detector = detector
+        # a detection starts a new track only from this score (the detector's
+        # ``new_face_score``, if it has one); known faces are followed from its lower threshold
+        self.new_face_score = float(getattr(detector, "new_face_score", 0.0))
         self.detect_every, self.scan_every = detect_every, scan_every
         self.idle_scan_every, self.scan_side = idle_scan_every, scan_side
         self.grace, self.match_iou, self.work_side = grace, match_iou, work_side
@@ -77,8 +81,12 @@ class FaceTracker:
         self._last_scan = -max(scan_every, idle_scan_every)
         self._busy = False  # some face was visible after the previous frame
 
-    def update(self, gray: np.ndarray, t: float) -> list[Track]:
-        """Advance to a new frame at time ``t`` seconds; return the faces visible in it."""
+    def update(self, gray: np.ndarray, t: float, image: np.ndarray | None = None
+               ) -> list[Track]:
+        """Advance to a new frame at time ``t`` seconds; return the faces visible in it.
+        ``gray`` is the frame in grayscale (optical flow runs on it); ``image``, the frame as
+        the detector should see it (colour for BlazeFace), defaults to ``gray``."""
+        image = gray if image is None else image
         small, self._scale = downscale(gray, self.work_side)
         if self._prev is not None and self._prev.shape == small.shape:
             self._flow(small)
@@ -91,8 +99,8 @@ class FaceTracker:
         for tr in self.tracks:
             if tr.lost or self.frames - tr.last_check >= self.detect_every:
                 tr.last_check = self.frames
-                found = self._detect(near, gray, tuple(tr.box)) if near else \
-                    self._detect(self.detector, gray)
+                found = self._detect(near, image, tuple(tr.box)) if near else \
+                    self._detect(self.detector, image)
                 best = max(found, key=lambda d: iou(tr.box, np.array(d.box)), default=None)
                 self._match([best] if best else [], t, create=False, only=tr)
 
@@ -102,7 +110,7 @@ class FaceTracker:
         if (self._busy and not busy) or self.frames - self._last_scan >= (
                 self.scan_every if busy else self.idle_scan_every):
             self._last_scan = self.frames
-            found = self._detect(self._scan, gray, self.scan_side if busy else 0)
+            found = self._detect(self._scan, image, self.scan_side if busy else 0)
             self._match(drop_nested(found), t, create=True)
             busy = any(not tr.lost for tr in self.tracks)
         self._busy = busy
@@ -118,11 +126,15 @@ class FaceTracker:
         self.detections += 1
         return found
 
-    def _scan(self, gray: np.ndarray, side: int) -> list[Detection]:
+    def _scan(self, image: np.ndarray, side: int) -> list[Detection]:
         """Full-frame detection, on a copy downscaled to longest side ``side`` if given."""
-        small, s = downscale(gray, side) if side else (gray, 1.0)
-        return [Detection(tuple(round(v / s) for v in d.box), d.score)
-                for d in self.detector(small)]
+        small, s = downscale(image, side) if side else (image, 1.0)
+        found = self.detector(small)
+        if s == 1.0:
+            return found
+        return [Detection(tuple(round(v / s) for v in d.box), d.score,
+                          d.landmarks and tuple((x / s, y / s) for x, y in d.landmarks))
+                for d in found]
 
     def _flow(self, small: np.ndarray) -> None:
         """Move every track's box by the median motion (and scale) of its flow points."""
@@ -166,20 +178,22 @@ class FaceTracker:
             box = np.array(det.box, np.float32)
             best = max(candidates, key=lambda tr: iou(tr.box, box), default=None)
             if best is not None and iou(best.box, box) >= self.match_iou:
-                self._refresh(best, box, det.score, t)
-            elif create and all(iou(tr.box, box) < self.match_iou for tr in self.tracks):
+                self._refresh(best, box, det, t)
+            elif create and all(iou(tr.box, box) < self.match_iou for tr in self.tracks) \
+                    and det.score >= self.new_face_score:
                 lost = self._nearby_lost(box)
                 if lost is not None:  # a face that jumped away from its track: same face
-                    self._refresh(lost, box, det.score, t)
+                    self._refresh(lost, box, det, t)
                 else:
                     self.tracks.append(Track(self._next_id, box, det.score, t, self.frames,
-                                             self._features(box)))
+                                             self._features(box), tilt=det.tilt))
                     self._next_id += 1
         self._drop_duplicates()
 
-    def _refresh(self, tr: Track, box: np.ndarray, score: float, t: float) -> None:
+    def _refresh(self, tr: Track, box: np.ndarray, det: Detection, t: float) -> None:
         """Put a track on a fresh detection and restart its flow points there."""
-        tr.box, tr.score, tr.last_seen, tr.lost = box, score, t, False
+        tr.box, tr.score, tr.last_seen, tr.lost = box, det.score, t, False
+        tr.tilt = det.tilt
         tr.last_check, tr.points = self.frames, self._features(box)
 
     def _nearby_lost(self, box: np.ndarray) -> Track | None:

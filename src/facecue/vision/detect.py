@@ -1,7 +1,9 @@
-"""Face detectors behind one small interface: ``detector(gray) -> list[Detection]``.
+"""Face detectors behind one small interface: ``detector(image) -> list[Detection]``, where
+``image`` is a uint8 frame, gray or BGR (each detector takes what it needs from it).
 
-The default is OpenCV's Haar cascade that ships in the OpenCV (< 5) wheel. Keypoint training
-crops are cut from this detector's boxes too, so its box framing is part of the model contract.
+The models were trained on crops cut from OpenCV's Haar boxes, so that box framing is part of
+the model contract: every detector returns its boxes in it (BlazeFace maps its own boxes there,
+:mod:`facecue.vision.blazeface`).
 """
 
 from __future__ import annotations
@@ -13,29 +15,43 @@ from typing import Protocol
 import cv2
 import numpy as np
 
+from facecue.vision.crop import tilt_beyond, to_gray, to_rgb
+
 
 @dataclass(frozen=True)
 class Detection:
-    box: tuple[int, int, int, int]  # x, y, w, h in image pixels
+    box: tuple[int, int, int, int]  # x, y, w, h in image pixels, in the models' framing; may
+    # reach past the image's edge for a face the edge cuts
     score: float
     # keypoints the detector gives with the box, in image pixels (BlazeFace: six, named by
     # facecue.vision.blazeface.LANDMARKS); None for detectors without
     landmarks: tuple[tuple[float, float], ...] | None = None
 
+    @property
+    def tilt(self) -> float:
+        """Degrees to turn this face's crops by to make it upright enough for the models
+        (:func:`facecue.vision.crop.tilt_beyond` of its eyes, the first two keypoints); 0
+        without keypoints."""
+        return tilt_beyond(self.landmarks[0], self.landmarks[1]) if self.landmarks else 0.0
+
 
 class Detector(Protocol):
-    """Anything that finds faces in a grayscale image, largest first."""
+    """Anything that finds faces in a uint8 gray or BGR image, largest first."""
 
-    def __call__(self, gray: np.ndarray) -> list[Detection]: ...
-
-
-DETECTORS = ("haar", "blazeface", "blazeface-short", "mediapipe")
+    def __call__(self, image: np.ndarray) -> list[Detection]: ...
 
 
-def make_detector(name: str = "haar") -> Detector:
-    """A detector by name: ``haar`` (default, the models' training framing), ``blazeface``
-    (MediaPipe's full-range BlazeFace, shipped as ONNX), ``blazeface-short`` (its short-range
-    model) or ``mediapipe`` (the mediapipe package)."""
+DETECTORS = ("blazeface", "blazeface-short", "haar", "mediapipe")
+# benchmarks/bench_detectors.py: it finds the faces Haar misses, none where there is none, at
+# a third of the cost, with keypoints as good (docs/performance.md)
+DEFAULT_DETECTOR = "blazeface"
+
+
+def make_detector(name: str = DEFAULT_DETECTOR) -> Detector:
+    """A detector by name: ``blazeface`` (default: MediaPipe's full-range BlazeFace, shipped
+    as ONNX, with its short-range model for the tracker's re-detections), ``blazeface-short``
+    (the short-range model only: faces near the camera), ``haar`` (OpenCV's cascade, the
+    framing the models were trained on) or ``mediapipe`` (the mediapipe package)."""
     if name == "haar":
         return HaarDetector()
     if name in ("blazeface", "blazeface-short"):
@@ -93,14 +109,15 @@ class HaarDetector:
         self.scale_factor = scale_factor
         self.min_neighbors = min_neighbors
 
-    def __call__(self, gray: np.ndarray) -> list[Detection]:
-        return self._scan(gray, self.max_side)
+    def __call__(self, image: np.ndarray) -> list[Detection]:
+        return self._scan(to_gray(image), self.max_side)
 
-    def detect_still(self, gray: np.ndarray) -> list[Detection]:
+    def detect_still(self, image: np.ndarray) -> list[Detection]:
         """All faces of a still image: the scan of a call, then, in an image larger than
         ``max_side``, a scan at up to ``still_side`` pixels for the faces too small for it
         (up to about twice the first scan's time; streams skip it, their tracker scans often)."""
-        found = self(gray)
+        gray = to_gray(image)
+        found = self._scan(gray, self.max_side)
         side = max(gray.shape[:2])
         if side > self.max_side:
             # up to 10 % above the first scan's smallest face, in this scan's pixels
@@ -118,7 +135,7 @@ class HaarDetector:
         out = self._cascade(small, s, (0, 0), (self.min_face, self.min_face), (largest, largest))
         return sorted(out, key=lambda d: -d.box[2] * d.box[3])
 
-    def detect_near(self, gray: np.ndarray, box: tuple[float, float, float, float],
+    def detect_near(self, image: np.ndarray, box: tuple[float, float, float, float],
                     search: float = 1.6) -> list[Detection]:
         """Detect faces of about ``box``'s size in a window around it: a cheap re-detection.
 
@@ -129,13 +146,13 @@ class HaarDetector:
         x, y, w, h = box
         side = max(w, h)
         cx, cy = x + w / 2.0, y + h / 2.0
-        ih, iw = gray.shape[:2]
+        ih, iw = image.shape[:2]
         x0, y0 = max(0, int(cx - side * search / 2)), max(0, int(cy - side * search / 2))
         x1, y1 = min(iw, int(cx + side * search / 2)), min(ih, int(cy + side * search / 2))
         if x1 - x0 < self.min_face or y1 - y0 < self.min_face:
             return []
         s = min(1.0, 64.0 / side)
-        roi = gray[y0:y1, x0:x1]
+        roi = to_gray(image[y0:y1, x0:x1])
         if s < 1.0:
             roi = cv2.resize(roi, (max(1, round((x1 - x0) * s)), max(1, round((y1 - y0) * s))),
                              interpolation=cv2.INTER_AREA)
@@ -182,9 +199,9 @@ class MediaPipeDetector:
             model_selection=int(full_range), min_detection_confidence=min_score)
         self.box_scale, self.shift_y = box_scale, shift_y
 
-    def __call__(self, gray: np.ndarray) -> list[Detection]:
-        ih, iw = gray.shape[:2]
-        res = self._fd.process(cv2.cvtColor(gray, cv2.COLOR_GRAY2RGB))
+    def __call__(self, image: np.ndarray) -> list[Detection]:
+        ih, iw = image.shape[:2]
+        res = self._fd.process(to_rgb(image))
         out = []
         for det in res.detections or []:
             r = det.location_data.relative_bounding_box
