@@ -19,6 +19,8 @@ from facecue.captions.cues import (
     write_captions,
 )
 from facecue.captions.fusion import EmotionalUtterance
+from facecue.captions.sentences import canonical
+from facecue.labels import LABEL_SETS, class_names
 from facecue.speech.words import Utterance, Word
 
 VTT_TIME = r"(\d\d):(\d\d):(\d\d)\.(\d{3})"
@@ -107,7 +109,8 @@ def test_stylesheet_has_a_colour_per_emotion_and_a_weight_for_strong():
     for name, colour in COLOURS.items():
         assert f"::cue(.{name}) {{ color: {colour}; }}" in css
     assert "::cue(.strong) { font-weight: bold; }" in css
-    assert set(COLOURS) == {"anger", "disgust", "fear", "happiness", "sad", "surprise", "neutral"}
+    # one class per emotion of every label set, under the captions' names (sadness is sad)
+    assert set(COLOURS) == {canonical(e) for labels in LABEL_SETS for e in class_names(labels)}
 
 
 def test_colours_are_readable_on_the_players_black_caption_background():

@@ -54,7 +54,7 @@ def test_every_command_shows_a_real_example_and_explains_every_option():
             assert action.help and action.help != argparse.SUPPRESS, (words, action.dest)
     say = tree[("say",)].format_help()
     assert "{" + ",".join(EMOTIONS) + "}" in say and "example:\n  facecue say" in say
-    assert "--labels {fer5,fer7}" in tree[("analyze",)].format_help()
+    assert "--labels {fer5,fer7,ferplus8}" in tree[("analyze",)].format_help()
 
 
 def test_old_spellings_map_to_commands_of_the_tree():

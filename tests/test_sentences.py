@@ -1,7 +1,7 @@
 import pytest
 
 from facecue.captions.sentences import EMOTIONS, STRONG, STYLES, mark_sentence, mark_words
-from facecue.labels import class_names
+from facecue.labels import LABEL_SETS, class_names
 
 TEXT = "ask what you can do for your country."
 
@@ -9,6 +9,8 @@ TEXT = "ask what you can do for your country."
 EXPECTED = {
     ("anger", 0.5): "[angrily] ask what you can do for your country! \U0001F620",
     ("anger", 0.9): "[furiously] ask what you can do for your country!! \U0001F620",
+    ("contempt", 0.5): "[with contempt] ask what you can do for your country. \U0001F612",
+    ("contempt", 0.9): "[scornfully] ask what you can do for your country! \U0001F612",
     ("disgust", 0.5): "[with disgust] ask what you can do for your country. \U0001F922",
     ("disgust", 0.9): "[with revulsion] ask what you can do for your country! \U0001F922",
     ("fear", 0.5): "[fearfully] ask what you can do for your country... \U0001F628",
@@ -17,6 +19,9 @@ EXPECTED = {
     ("happiness", 0.9): "[joyfully] ask what you can do for your country!! \U0001F604",
     ("sad", 0.5): "[sadly] ask what you can do for your country... \U0001F622",
     ("sad", 0.9): "[tearfully] ask what you can do for your country... \U0001F622",
+    # ferplus8's name for it
+    ("sadness", 0.5): "[sadly] ask what you can do for your country... \U0001F622",
+    ("sadness", 0.9): "[tearfully] ask what you can do for your country... \U0001F622",
     ("surprise", 0.5): "[in surprise] ask what you can do for your country?! \U0001F632",
     ("surprise", 0.9): "[in astonishment] ask what you can do for your country?!! \U0001F632",
     ("neutral", 0.5): TEXT,
@@ -24,8 +29,8 @@ EXPECTED = {
 }
 
 
-def test_every_label_of_both_label_sets_is_covered():
-    assert set(class_names("fer5")) | set(class_names("fer7")) == set(EMOTIONS)
+def test_every_label_of_every_label_set_is_covered():
+    assert set().union(*(class_names(labels) for labels in LABEL_SETS)) == set(EMOTIONS)
     assert {e for e, _ in EXPECTED} == set(EMOTIONS)
 
 

@@ -33,8 +33,8 @@ PAUSE = 0.8  # a silence this long between words always starts a new cue
 FORMATS = ("vtt", "srt", "json")
 
 # Text colours chosen to stay readable on the usual dark caption background.
-COLOURS = {"anger": "#ff6b6b", "disgust": "#a3d977", "fear": "#c9a0ff", "happiness": "#ffd54f",
-           "sad": "#74b9ff", "surprise": "#ffa94d", "neutral": "#ffffff"}
+COLOURS = {"anger": "#ff6b6b", "contempt": "#d4a5a5", "disgust": "#a3d977", "fear": "#c9a0ff",
+           "happiness": "#ffd54f", "sad": "#74b9ff", "surprise": "#ffa94d", "neutral": "#ffffff"}
 
 
 @dataclass(frozen=True)

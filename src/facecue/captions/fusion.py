@@ -13,11 +13,12 @@ code serves files, live input and tests. Rules:
   blurred or half-detected frames count less. With no frame inside a short span, the nearest
   frame within ``NEAREST`` seconds is used.
 - **Label**: the face decides (the words cannot show how they were said); a winner below
-  ``MIN_PROB`` is too unsure and the sentence stays plain (``neutral``). No face: ``neutral``,
-  flagged ``no_face``.
+  ``MIN_PROB`` is too unsure and the sentence stays plain (``neutral``); other label sets'
+  names are the captions' (``sadness`` is ``sad``: :func:`~facecue.captions.sentences.canonical`).
+  No face: ``neutral``, flagged ``no_face``.
 - **Words**: VADER's compound sentiment in [-1, 1]. When face valence (happiness +; anger,
-  disgust, fear, sad -; surprise, neutral 0) and word sentiment (beyond +-0.05) point opposite
-  ways, the utterance is flagged ``disagree`` and the intensity is lowered by half the
+  contempt, disgust, fear, sad -; surprise, neutral 0) and word sentiment (beyond +-0.05) point
+  opposite ways, the utterance is flagged ``disagree`` and the intensity is lowered by half the
   sentiment's strength; when they agree it is raised by the same rule.
 """
 
@@ -30,7 +31,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from facecue.captions.sentences import mark_sentence
+from facecue.captions.sentences import canonical, mark_sentence
 from facecue.results import Face, FrameResult
 from facecue.speech.words import Utterance
 
@@ -39,7 +40,7 @@ MIN_LIP_STD = 0.005
 NEAREST = 0.5
 MIN_PROB = 0.4
 SENTIMENT_NEUTRAL = 0.05
-VALENCE = {"happiness": 1, "anger": -1, "disgust": -1, "fear": -1, "sad": -1,
+VALENCE = {"happiness": 1, "anger": -1, "contempt": -1, "disgust": -1, "fear": -1, "sad": -1,
            "surprise": 0, "neutral": 0}
 
 
@@ -101,7 +102,7 @@ def fuse_one(frames: Sequence[FrameResult], utterance: Utterance) -> EmotionalUt
         return EmotionalUtterance(utterance, "neutral", 0.0, sentiment=sentiment, no_face=True)
     speaker = speaking_face(tracks)
     labels, probs = face_emotion(tracks[speaker])
-    label = labels[int(np.argmax(probs))] if probs.max() >= MIN_PROB else "neutral"
+    label = canonical(labels[int(np.argmax(probs))]) if probs.max() >= MIN_PROB else "neutral"
     intensity = float(probs.max())
     face_valence = VALENCE.get(label, 0)
     text_valence = 0 if abs(sentiment) < SENTIMENT_NEUTRAL else int(np.sign(sentiment))

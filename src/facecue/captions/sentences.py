@@ -6,8 +6,8 @@ Rules, for ``mark_sentence(text, emotion, intensity, manner=..., emoji=...)``:
 - ``neutral`` (and empty text) leaves the words as they are (runs of spaces become one).
 - Otherwise the sentence's final punctuation (``. , ; : ! ? …``) is replaced by the emotion's
   mark from :data:`STYLES` (happiness ``!``, anger ``!``, surprise ``?!``, fear ``...``,
-  sad ``...``, disgust ``.``). A question keeps its ``?`` and adds only the mark's ``!``
-  (anger: ``?!``; sad: ``?``).
+  sad ``...``, disgust and contempt ``.``). A question keeps its ``?`` and adds only the
+  mark's ``!`` (anger: ``?!``; sad: ``?``).
 - Strong emotion, ``intensity >= STRONG`` (0.7), is marked by the stronger mark
   (``!!``, ``?!!``, ``...!``) and, when a manner tag is asked for, the stronger adverb
   (``[furiously]`` instead of ``[angrily]``).
@@ -40,13 +40,22 @@ class Style:
 
 STYLES: dict[str, Style] = {
     "anger": Style("!", "!!", "angrily", "furiously", "\U0001F620"),
+    "contempt": Style(".", "!", "with contempt", "scornfully", "\U0001F612"),
     "disgust": Style(".", "!", "with disgust", "with revulsion", "\U0001F922"),
     "fear": Style("...", "...!", "fearfully", "in terror", "\U0001F628"),
     "happiness": Style("!", "!!", "happily", "joyfully", "\U0001F604"),
     "sad": Style("...", "...", "sadly", "tearfully", "\U0001F622"),
     "surprise": Style("?!", "?!!", "in surprise", "in astonishment", "\U0001F632"),
 }
-EMOTIONS = (*STYLES, "neutral")
+# Other label sets' names for the same emotions (ferplus8 says "sadness" where FER2013 says
+# "sad"): captions, their CSS classes and speech use one name per emotion.
+ALIASES = {"sadness": "sad"}
+EMOTIONS = (*STYLES, "neutral", *ALIASES)
+
+
+def canonical(emotion: str) -> str:
+    """The captions' name of an emotion label of any label set (``sadness`` -> ``sad``)."""
+    return ALIASES.get(emotion, emotion)
 
 
 def mark_words(words: Sequence[str], emotion: str, intensity: float = 0.5, *,
@@ -57,7 +66,7 @@ def mark_words(words: Sequence[str], emotion: str, intensity: float = 0.5, *,
     out = list(words)
     if emotion == "neutral" or not out:
         return out
-    style, strong = STYLES[emotion], intensity >= STRONG
+    style, strong = STYLES[canonical(emotion)], intensity >= STRONG
     last = out[-1].rstrip(_FINAL)
     mark = style.strong_mark if strong else style.mark
     if out[-1].endswith("?"):

@@ -15,12 +15,13 @@ import subprocess
 from pathlib import Path
 from xml.sax.saxutils import escape
 
-from facecue.captions.sentences import EMOTIONS, STRONG
+from facecue.captions.sentences import EMOTIONS, STRONG, canonical
 from facecue.fileio import new_file_beside
 
 # emotion -> (rate, pitch, volume) changes in percent
 PROSODY: dict[str, tuple[int, int, int]] = {
     "anger": (15, 5, 40),
+    "contempt": (-10, -15, 0),
     "disgust": (-10, -10, 0),
     "fear": (20, 25, -10),
     "happiness": (10, 20, 20),
@@ -35,7 +36,7 @@ def ssml(text: str, emotion: str = "neutral", intensity: float = 0.5) -> str:
     if emotion not in EMOTIONS:
         raise ValueError(f"unknown emotion {emotion!r}; choose one of {list(EMOTIONS)}")
     scale = 1.5 if intensity >= STRONG else 1.0
-    rate, pitch, volume = (round(v * scale) for v in PROSODY[emotion])
+    rate, pitch, volume = (round(v * scale) for v in PROSODY[canonical(emotion)])
     body = escape(text)
     if (rate, pitch, volume) != (0, 0, 0):
         body = (f'<prosody rate="{100 + rate}%" pitch="{pitch:+d}%" volume="{volume:+d}%">'

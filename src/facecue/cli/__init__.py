@@ -179,7 +179,9 @@ def add_labels_option(p: argparse.ArgumentParser, required: bool = False) -> Non
                    default=None if required else "fer7",
                    help="emotion label set: fer7 = FER2013's seven (anger, disgust, fear, "
                         "happiness, sad, surprise, neutral); fer5 = anger, disgust, sad, "
-                        "happiness, surprise" + ("" if required else " (default fer7)"))
+                        "happiness, surprise; ferplus8 = FER+'s eight (neutral, happiness, "
+                        "surprise, sadness, anger, disgust, fear, contempt: no shipped model "
+                        "yet)" + ("" if required else " (default fer7)"))
 
 
 def add_model_options(p: argparse.ArgumentParser, threads: int = 1,

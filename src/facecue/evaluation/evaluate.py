@@ -1,5 +1,5 @@
-"""Evaluate the shipped models with onnxruntime only: expression on FER2013-format data,
-keypoints on Kaggle-format CSVs or 68-point folders."""
+"""Evaluate the shipped models with onnxruntime only: expression on FER2013-format data (and
+ferplus8 on its FER+ votes), keypoints on Kaggle-format CSVs or 68-point folders."""
 
 from __future__ import annotations
 
@@ -7,12 +7,29 @@ from pathlib import Path
 
 import numpy as np
 
-from facecue.evaluation.metrics import classification_report, identity_intervals, keypoint_report
+from facecue.evaluation.metrics import (
+    accuracy_interval,
+    classification_report,
+    cross_entropy_to_votes,
+    identity_intervals,
+    keypoint_report,
+)
 from facecue.fileio import file_sha256
-from facecue.formats.fer2013 import cross_split_duplicates, read_fer2013
+from facecue.formats.fer2013 import Fer2013, cross_split_duplicates, read_fer2013
+from facecue.formats.ferplus import (
+    MAJORITY_RULE,
+    check_ferplus_options,
+    load_ferplus,
+    vote_distribution,
+)
 from facecue.formats.kaggle_keypoints import KeypointRows
 from facecue.labels import class_names
-from facecue.vision.runtime import ExpressionModel, KeypointModel, model_file
+from facecue.vision.runtime import (
+    ExpressionModel,
+    KeypointModel,
+    check_shipped_expression,
+    model_file,
+)
 
 
 def _check_limit(limit: int) -> None:
@@ -23,19 +40,35 @@ def _check_limit(limit: int) -> None:
 def evaluate_expression(data: str | Path, labels: str = "fer7", split: str = "PrivateTest",
                         model: str | Path | None = None, limit: int = 0,
                         plots: str | Path | None = None, skip_bad: bool = False,
-                        threads: int = 2, precision: str = "auto") -> dict:
-    """Accuracy, per-class precision/recall, confusion matrix on ``split``, and the same accuracy
-    with the split's images that also occur in Training removed (FER2013 has such duplicates).
-    With ``skip_bad``, the rows left out are counted and their lines named (``skipped_*``).
-    ``model`` defaults to the shipped one in the build ``precision`` picks."""
+                        threads: int = 2, precision: str = "auto",
+                        ferplus: str | Path | None = None,
+                        provenance: str | Path | None = None) -> dict:
+    """Accuracy with its 95 % Wilson interval, per-class precision/recall, confusion matrix on
+    ``split``, and the same accuracy with the split's images that also occur in Training
+    removed (FER2013 has such duplicates). With ``skip_bad``, the rows left out are counted and
+    their lines named (``skipped_*``). ``model`` defaults to the shipped one in the build
+    ``precision`` picks.
+
+    ``ferplus8`` is scored on the FER+ votes of ``ferplus`` (:func:`_ferplus_rows`): the
+    clear-majority emotion is the target, and ``cross_entropy_to_votes`` says how well the
+    model's probabilities match the votes."""
     _check_limit(limit)
+    check_ferplus_options(labels, ferplus, skip_bad)
+    if model is None:
+        check_shipped_expression(labels)  # before the data is read
     fer, read_report = read_fer2013(data, skip_bad=skip_bad)
     dup_all = cross_split_duplicates(fer, split)
-    rows = fer.split(split)
-    images, targets, keep = rows.for_labels(labels)
-    dup = dup_all[keep]
+    votes, extra = None, {}
+    if ferplus is None:
+        rows = fer.split(split)
+        images, targets, keep = rows.for_labels(labels)
+        dup = dup_all[keep]
+    else:
+        images, targets, votes, dup, extra = _ferplus_rows(fer, dup_all, data, ferplus,
+                                                           provenance, split)
     if limit:
         images, targets, dup = images[:limit], targets[:limit], dup[:limit]
+        votes = None if votes is None else votes[:limit]
     if len(images) == 0:
         raise ValueError(f"{data}: no {split} rows for label set {labels}")
     model_path = model_file(f"expression_{labels}", model, precision)
@@ -48,6 +81,10 @@ def evaluate_expression(data: str | Path, labels: str = "fer7", split: str = "Pr
               "model_sha256": file_sha256(model_path), "skipped_bad_rows": read_report.skipped,
               "skipped_lines": read_report.skipped_lines, "skipped_why": read_report.problems,
               **classification_report(targets, pred, names)}
+    report["accuracy_interval95"] = accuracy_interval(int((pred == targets).sum()), len(pred))
+    if votes is not None:
+        report["cross_entropy_to_votes"] = cross_entropy_to_votes(probs, votes)
+    report |= extra
     clean = ~dup
     report["dedup"] = {"removed": int(dup.sum()), "n": int(clean.sum()),
                        "accuracy": float((pred[clean] == targets[clean]).mean())
@@ -61,6 +98,29 @@ def evaluate_expression(data: str | Path, labels: str = "fer7", split: str = "Pr
                        out / f"confusion_{labels}_{split}.png")
         plot_face_grid(images, targets, pred, names, out / f"faces_{labels}_{split}.png")
     return report
+
+
+def _ferplus_rows(fer: Fer2013, dup_all: np.ndarray, data: str | Path, ferplus: str | Path,
+                  provenance: str | Path | None, split: str):
+    """The ``split`` rows the FER+ paper scores: images, clear-majority emotions, vote
+    distributions, cross-split duplicate flags, and the report's account of the rows.
+
+    Rows of uncertain alignment (:func:`facecue.formats.ferplus.load_ferplus`) and rows
+    without a clear emotion majority (:func:`facecue.formats.ferplus.clear_majority`: NF or
+    unknown majority, or none) are left out and counted."""
+    plus, join = load_ferplus(fer, data, ferplus, provenance)
+    in_split = np.ones(len(fer), bool) if split == "all" else fer.usage == split
+    dup_rows = np.zeros(len(fer), bool)
+    dup_rows[in_split] = dup_all
+    rows = plus.split(split)
+    images, targets, keep = rows.for_majority()
+    votes = vote_distribution(rows.votes[keep])
+    uncertain = sum(n for u, n in join.uncertain.items() if split in ("all", u))
+    extra = {"ferplus": str(ferplus), "provenance": join.provenance,
+             "majority_rule": MAJORITY_RULE, "rows_in_split": int(in_split.sum()),
+             "left_out": {"uncertain_alignment": uncertain, **rows.left_out()},
+             "short_vote_lines": join.short_vote_lines}
+    return images, targets, votes, dup_rows[rows.rows[keep]], extra
 
 
 def evaluate_keypoints(data: str | Path | KeypointRows, split: str | None = None,

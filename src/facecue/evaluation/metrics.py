@@ -66,6 +66,21 @@ def accuracy_interval(correct: int, n: int, level: float = 0.95) -> list[float]:
     return [float(max(0.0, centre - half)), float(min(1.0, centre + half))]
 
 
+# The least model probability :func:`cross_entropy_to_votes` takes the log of, the smallest
+# normal float32: a float32 softmax rounds a probability below about 1e-45 to 0, whose log
+# would make the mean infinite; every probability above it is taken as it is.
+MIN_PROBABILITY = float(np.finfo(np.float32).tiny)
+
+
+def cross_entropy_to_votes(probs: np.ndarray, votes: np.ndarray) -> float:
+    """Mean over rows of -sum_k votes_k log probs_k (nats): how well a model's probabilities
+    match the taggers' vote distribution (``votes``, rows summing to 1); lower is better, and
+    its least possible value, the votes' own entropy, is reached by a model that gives exactly
+    the vote shares. Probabilities below :data:`MIN_PROBABILITY` count as that."""
+    probs = np.maximum(np.asarray(probs, np.float64), MIN_PROBABILITY)
+    return float(-(np.asarray(votes, np.float64) * np.log(probs)).sum(1).mean())
+
+
 def keypoint_report(pred: np.ndarray, true: np.ndarray, names: tuple[str, ...] | None = None,
                     norm_points: tuple[int, int] = (3, 5)) -> dict:
     """Keypoint errors over the coordinates present in ``true`` (NaN = missing).

@@ -118,13 +118,15 @@ def fit(model: nn.Module, *, train_batches: Batches, steps_per_epoch: int,
         loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
         evaluate: Callable[[nn.Module], dict[str, float]], select: str | None,
         higher_is_better: bool, out_dir: str | Path, config: TrainConfig,
-        resume: bool = False, meta: dict | None = None) -> dict:
+        resume: bool = False, meta: dict | None = None, same: tuple[str, ...] = ()) -> dict:
     """Train ``model`` and return the run summary (history, best epoch, wall time).
 
     ``train_batches(epoch)`` yields ``(inputs, targets)``; it must draw its randomness from the
     epoch number so that resuming replays the same batches. ``evaluate(model)`` returns
     validation metrics; ``select`` names the one that picks the best epoch, or is None to
-    keep the last epoch (a final run with no held-back rows to choose with).
+    keep the last epoch (a final run with no held-back rows to choose with). ``same`` names
+    the ``meta`` entries a resumed run must share with the run it continues (what it learns
+    from, beyond ``config``), so a resume cannot quietly change the recipe.
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -151,6 +153,10 @@ def fit(model: nn.Module, *, train_batches: Batches, steps_per_epoch: int,
         ckpt = torch.load(last, map_location="cpu", weights_only=False)
         if ckpt["config"] != asdict(config):
             raise RunExistsError(f"{last} was trained with {ckpt['config']}, not {asdict(config)}")
+        for key in same:
+            if ckpt["meta"].get(key) != (meta or {}).get(key):
+                raise RunExistsError(f"{last} was trained with {key} {ckpt['meta'].get(key)!r}, "
+                                     f"not {(meta or {}).get(key)!r}")
         model.load_state_dict(ckpt["model"])
         opt.load_state_dict(ckpt["optimizer"])
         if ema is not None:

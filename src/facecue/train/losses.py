@@ -1,5 +1,6 @@
-"""Keypoint regression losses over the coordinates that are present (the Kaggle rows miss
-some keypoints; a missing one is NaN and trains nothing). Needs the ``train`` extra."""
+"""Training losses (needs the ``train`` extra): keypoint regression over the coordinates that
+are present (the Kaggle rows miss some keypoints; a missing one is NaN and trains nothing), and
+cross-entropy to a target distribution (the FER+ votes)."""
 
 from __future__ import annotations
 
@@ -29,3 +30,11 @@ def point_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 
 
 LOSSES = {"smooth-l1": masked_loss, "point": point_loss}
+
+
+def soft_cross_entropy(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Mean over rows of -sum_k target_k log softmax(logits)_k: cross-entropy to a
+    distribution over the classes (each target row sums to 1), such as the share of ten
+    taggers' votes, so a face the taggers split on teaches the split rather than one guess
+    (the FER+ paper's cross-entropy mode)."""
+    return -(target * torch.log_softmax(logits, 1)).sum(1).mean()

@@ -19,6 +19,7 @@ import torch
 
 from facecue.evaluation.evaluate import evaluate_expression
 from facecue.formats.fer2013 import read_fer2013
+from facecue.formats.ferplus import check_ferplus_options
 from facecue.labels import LABEL_SETS, class_columns, class_names
 from facecue.train.export import calibration_rows
 from facecue.train.loop import finished_run, load_best
@@ -68,13 +69,17 @@ def load_member(run: str | Path, labels: str) -> tuple[torch.nn.Module, list[int
 
 def ship_expression(runs: list[str | Path], labels: str, data: str,
                     weights_dir: str | Path | None = None, *, mirror: bool = True,
-                    mirror_only: list[str | Path] | None = None, quantize: bool = True) -> dict:
+                    mirror_only: list[str | Path] | None = None, quantize: bool = True,
+                    ferplus: str | Path | None = None, provenance: str | Path | None = None
+                    ) -> dict:
     """Build ``expression_<labels>.onnx`` from ``runs`` into ``weights_dir`` (None: the
     package's weights folder) with its card, and return the card. Every run is read also on
     the mirror image (``mirror``), none (``mirror=False``), or only the runs ``mirror_only``
-    names, which must be among ``runs``."""
+    names, which must be among ``runs``. ``ferplus8`` is scored on the FER+ votes of
+    ``ferplus`` (and ``provenance``: :func:`facecue.evaluation.evaluate.evaluate_expression`)."""
     if not runs:
         raise ValueError("name at least one training run")
+    check_ferplus_options(labels, ferplus, False)
     flags = _mirror_flags(runs, mirror, mirror_only)
     loaded = [load_member(r, labels) for r in runs]
     model = ExpressionEnsemble([m for m, _, _ in loaded], [c for _, c, _ in loaded], flags)
@@ -87,8 +92,9 @@ def ship_expression(runs: list[str | Path], labels: str, data: str,
                     if quantize else None)
 
     def describe(path: Path, parity: float) -> dict:
-        val = evaluate_expression(data, labels=labels, split="PublicTest", model=path)
-        test = evaluate_expression(data, labels=labels, split="PrivateTest", model=path)
+        val, test = (evaluate_expression(data, labels=labels, split=split, model=path,
+                                         ferplus=ferplus, provenance=provenance)
+                     for split in ("PublicTest", "PrivateTest"))
         log.info("expression_%s: PublicTest %.4f, PrivateTest %.4f (n=%d)", labels,
                  val["accuracy"], test["accuracy"], test["n"])
         return _card(labels, runs, loaded, model, flags, quantization, parity, val, test, data)
@@ -151,4 +157,16 @@ def _card(labels, runs, loaded, model, mirror, quantization, parity, val, test, 
                     "n_without_training_duplicates": test["dedup"]["n"],
                     "per_class": test["per_class"]},
         "file": f"expression_{labels}.onnx",
-    }
+    } | ({} if "cross_entropy_to_votes" not in test else _votes_record(val, test))
+
+
+def _votes_record(val: dict, test: dict) -> dict:
+    """What a FER+ card adds: the rule for the majority, the rows left out, and how well the
+    probabilities match the votes, per split."""
+    return {"ferplus": {"majority_rule": test["majority_rule"],
+                        "left_out": {"PublicTest": val["left_out"],
+                                     "PrivateTest": test["left_out"]},
+                        "cross_entropy_to_votes": {
+                            "PublicTest": val["cross_entropy_to_votes"],
+                            "PrivateTest": test["cross_entropy_to_votes"]},
+                        "accuracy_interval95_PrivateTest": test["accuracy_interval95"]}}

@@ -340,6 +340,16 @@ def model_file(stem: str, path: str | Path | None, precision: str) -> Path:
     return path
 
 
+def check_shipped_expression(labels: str) -> None:
+    """Raise :class:`ModelNotFoundError`, saying what to pass instead, if facecue ships no
+    expression model for ``labels`` (``ferplus8`` until one is trained)."""
+    if not Path(str(WEIGHTS / f"expression_{labels}.onnx")).exists():
+        raise ModelNotFoundError(
+            f"facecue ships no expression_{labels} model yet: pass a model file "
+            f"(--expression-model, or --model for `facecue eval`: RUN/model.onnx of "
+            f"`facecue train expression --labels {labels}`), or use --labels fer7 or fer5")
+
+
 @dataclass
 class ExpressionModel:
     """Facial-expression classifier on 48x48 grayscale crops."""
@@ -357,6 +367,8 @@ class ExpressionModel:
         ``precision`` picks: :func:`model_file`), checked to fit ``labels`` (and ``sha256``
         if given) before it is used."""
         names = class_names(labels)
+        if path is None:
+            check_shipped_expression(labels)
         path = model_file(f"expression_{labels}", path, precision)
         session, classes = _checked_session(
             path, threads, sha256, "expression", cls.size,
