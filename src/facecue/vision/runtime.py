@@ -343,7 +343,7 @@ def model_file(stem: str, path: str | Path | None, precision: str) -> Path:
 def check_shipped_expression(labels: str) -> None:
     """Raise :class:`ModelNotFoundError`, saying what to pass instead, if facecue ships no
     expression model for ``labels`` (``ferplus8`` until one is trained)."""
-    if not Path(str(WEIGHTS / f"expression_{labels}.onnx")).exists():
+    if not any(Path(str(WEIGHTS)).glob(f"expression_{labels}.*onnx")):  # no build at all
         raise ModelNotFoundError(
             f"facecue ships no expression_{labels} model yet: pass a model file "
             f"(--expression-model, or --model for `facecue eval`: RUN/model.onnx of "
