@@ -365,3 +365,14 @@ def test_ship_builds_a_ferplus8_model_with_its_votes_record(tiny_run, sample, tm
     r = _facecue("ship", "expression", str(tiny_run), "--labels", "ferplus8",
                  "--data", str(sample / "fer2013.csv"), "--weights", str(tmp_path / "x"))
     assert r.returncode == 2 and "--ferplus" in r.stderr
+
+
+def test_an_exploration_run_leaves_privatetest_unscored(sample, tmp_path):
+    out = tmp_path / "explore"
+    r = _facecue("train", "expression", "--labels", "ferplus8", "--data",
+                 str(sample / "fer2013.csv"), "--ferplus", str(sample / "fer2013new.csv"),
+                 "--out", str(out), "--no-report", *TINY)
+    assert r.returncode == 0, r.stderr
+    card = json.loads((out / "card.json").read_text())
+    assert card["metrics"]["split"] is None and "accuracy" not in card["metrics"]
+    assert "PrivateTest accuracy" not in r.stderr and card["val_accuracy_PublicTest"] > 0

@@ -101,9 +101,9 @@ def train_expression(data: str, labels: str, out: str, *, epochs: int = 60,
     check_ferplus_options(labels, ferplus, skip_bad_rows)
     out_dir = Path(out)
     torch.manual_seed(seed)
-    fer, report = read_fer2013(data, skip_bad=skip_bad_rows)
-    if report.skipped:
-        log.warning("%s: %s", data, report.summary())
+    fer, read = read_fer2013(data, skip_bad=skip_bad_rows)
+    if read.skipped:
+        log.warning("%s: %s", data, read.summary())
     plus, left_out = None, {}
     if ferplus is not None:
         plus, join = load_ferplus(fer, data, ferplus, provenance)
