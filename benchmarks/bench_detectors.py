@@ -60,7 +60,6 @@ from bench_pipeline import (  # noqa: E402
 
 from facecue.cpu import cpu_name  # noqa: E402
 from facecue.evaluation.detectors import (  # noqa: E402
-    detect_still,
     keypoints_through_detector,
     paired_nme,
 )
@@ -71,7 +70,12 @@ from facecue.video.sources import read_image  # noqa: E402
 from facecue.video.track import FaceTracker, downscale  # noqa: E402
 from facecue.vision.blazeface import detector_path  # noqa: E402
 from facecue.vision.crop import UPRIGHT_WITHIN, to_rgb  # noqa: E402
-from facecue.vision.detect import DETECTORS, Detection, make_detector  # noqa: E402
+from facecue.vision.detect import (  # noqa: E402
+    DETECTORS,
+    Detection,
+    detect_still,
+    make_detector,
+)
 from facecue.vision.runtime import ExpressionModel, KeypointModel  # noqa: E402
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"

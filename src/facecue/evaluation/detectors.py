@@ -26,18 +26,11 @@ from facecue.formats.landmarks68 import (
     read_image,  # facecue.video.sources' decoder: evaluation may not import video itself
 )
 from facecue.vision.crop import KEYPOINTS_CROP, crop_face, to_gray, to_uint8
-from facecue.vision.detect import Detection, drop_nested
+from facecue.vision.detect import Detection, detect_still
 from facecue.vision.runtime import KeypointModel
 
 # the card's normalising distance: left and right outer eye corner (KEYPOINT_NAMES indices)
 NORM_POINTS = (3, 5)
-
-
-def detect_still(detector: Callable[[np.ndarray], list[Detection]], image: np.ndarray
-                 ) -> list[Detection]:
-    """The faces the pipeline finds in a still: the detector's ``detect_still`` where it has
-    one (else a call) on the uint8 image as decoded (colour kept), nested boxes dropped."""
-    return drop_nested(getattr(detector, "detect_still", detector)(to_uint8(image)))
 
 
 @dataclass(frozen=True)

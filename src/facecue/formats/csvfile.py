@@ -62,6 +62,23 @@ def csv_rows(path: Path, kind: str, on_bad: Callable[[int, str], None] | None = 
         raise BadRowError(f"{path}: line {reader.line_num}: {e}") from None
 
 
+def header_columns(path: Path, rows: Iterator[tuple[int, list[str]]], want: list[str],
+                   expected: str = "") -> tuple[list[str], list[int]]:
+    """The header row of ``rows`` (lower-cased, stripped) and the index of each ``want``
+    column in it; a missing header or column raises :class:`BadRowError` naming its line
+    (``expected``, if given, says what the header should be)."""
+    try:
+        line, header = next(rows)
+    except StopIteration:
+        raise BadRowError(f"{path}: empty file, expected a header row") from None
+    header = [h.strip().lower() for h in header]
+    missing = [c for c in want if c not in header]
+    if missing:
+        raise BadRowError(f"{path}: line {line}: header lacks column(s) {missing}"
+                          + (f"; expected {expected}" if expected else ""))
+    return header, [header.index(c) for c in want]
+
+
 def _decoded(raw: Iterable[bytes], undecodable: dict[int, str]) -> Iterator[str]:
     """Each line as text (a leading byte-order mark dropped); a line that is not UTF-8 is
     noted in ``undecodable`` and passed on with replacement characters."""

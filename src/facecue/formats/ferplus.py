@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from facecue.formats.csvfile import BadRowError, DataFileError, csv_rows
+from facecue.formats.csvfile import BadRowError, DataFileError, csv_rows, header_columns
 from facecue.formats.fer2013 import USAGES, Fer2013, read_fer2013
 from facecue.labels import FERPLUS_COLUMNS
 
@@ -153,17 +153,8 @@ def read_ferplus_votes(path: str | Path) -> FerPlusVotes:
     0-10, summing to at most ten (the ten taggers) and at least one."""
     path = Path(path)
     rows = csv_rows(path, "FER+")
-    try:
-        header_line, header = next(rows)
-    except StopIteration:
-        raise BadRowError(f"{path}: empty file, expected a header row") from None
-    header = [h.strip().lower() for h in header]
-    want = ["usage", *(c.lower() for c in FERPLUS_COLUMNS)]
-    missing = [c for c in want if c not in header]
-    if missing:
-        raise BadRowError(f"{path}: line {header_line}: header lacks column(s) {missing}; "
-                          f"expected Usage, Image name, {', '.join(FERPLUS_COLUMNS)}")
-    at = [header.index(c) for c in want]
+    header, at = header_columns(path, rows, ["usage", *(c.lower() for c in FERPLUS_COLUMNS)],
+                                f"Usage, Image name, {', '.join(FERPLUS_COLUMNS)}")
     votes, usage, lines = [], [], []
     for line, row in rows:
         try:
@@ -201,16 +192,8 @@ def read_uncertain_rows(path: str | Path, fer: Fer2013) -> np.ndarray:
     describes ``fer`` row for row (same row numbers, emotion and Usage)."""
     path = Path(path)
     rows = csv_rows(path, "FER2013 provenance")
-    try:
-        header_line, header = next(rows)
-    except StopIteration:
-        raise BadRowError(f"{path}: empty file, expected a header row") from None
-    header = [h.strip().lower() for h in header]
-    want = ["row", "emotion", "usage", "row_position"]
-    if any(c not in header for c in want):
-        raise BadRowError(f"{path}: line {header_line}: header lacks column(s) "
-                          f"{[c for c in want if c not in header]}")
-    ir, ie, iu, ip = (header.index(c) for c in want)
+    header, (ir, ie, iu, ip) = header_columns(path, rows,
+                                              ["row", "emotion", "usage", "row_position"])
     uncertain = []
     for line, row in rows:
         k = len(uncertain)

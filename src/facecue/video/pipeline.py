@@ -39,7 +39,7 @@ from facecue.vision.detect import (
     DEFAULT_DETECTOR,
     Detection,
     Detector,
-    drop_nested,
+    detect_still,
     make_detector,
 )
 from facecue.vision.runtime import ExpressionModel, KeypointModel
@@ -154,8 +154,6 @@ class _Serialized:
             fn = getattr(detector, name, None)
             if fn is not None:
                 setattr(self, name, self._locked(fn))
-        if hasattr(detector, "new_face_score"):
-            self.new_face_score = detector.new_face_score
 
     def _locked(self, fn):
         def call(*args, **kwargs):
@@ -166,6 +164,10 @@ class _Serialized:
     def __call__(self, image: np.ndarray) -> list[Detection]:
         with self._lock:
             return self.detector(image)
+
+    def __getattr__(self, name: str):
+        """The detector's settings (e.g. ``new_face_score``), read through."""
+        return getattr(self.__dict__["detector"], name)
 
 
 class Pipeline:
@@ -216,8 +218,7 @@ class Pipeline:
         return _Serialized(self.detector, lock)
 
     def _detect_still(self, image: np.ndarray) -> list[Detection]:
-        detect = self._serialized_detector()
-        return drop_nested(getattr(detect, "detect_still", detect)(image))
+        return detect_still(self._serialized_detector(), image)
 
     def _still_faces(self, image: np.ndarray, stats: StreamStats) -> list[Face]:
         """The faces of a uint8 image: detected in it as it is (colour for detectors that use

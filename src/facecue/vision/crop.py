@@ -33,9 +33,9 @@ KEYPOINTS_CROP = CropSpec(size=96, scale=1.3, shift_y=0.07)
 # the models learned such tilts from their training crops. Beyond it, the crop is turned by
 # the excess. Chosen on youtube-faces-68's validation people (keypoint NME through BlazeFace,
 # facecue.evaluation.detectors with turn 0, 20 and -30 degrees): turning every crop by the
-# whole tilt cost accuracy on faces as they are; turning by the excess over 10 degrees cost
-# 0.0001 NME there (0.0284 -> 0.0285) and cut it from 0.0470 to 0.0309 on heads turned 30
-# degrees. benchmarks/bench_detectors.py prints the held-out figures.
+# whole tilt cost accuracy on faces as they are, turning by the excess over 10 degrees did not,
+# and it recovered most of the accuracy lost on turned heads. benchmarks/bench_detectors.py
+# prints the held-out figures.
 UPRIGHT_WITHIN = 10.0
 
 

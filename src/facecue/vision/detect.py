@@ -15,7 +15,7 @@ from typing import Protocol
 import cv2
 import numpy as np
 
-from facecue.vision.crop import tilt_beyond, to_gray, to_rgb
+from facecue.vision.crop import tilt_beyond, to_gray, to_rgb, to_uint8
 
 
 @dataclass(frozen=True)
@@ -61,6 +61,13 @@ def make_detector(name: str = DEFAULT_DETECTOR) -> Detector:
     if name == "mediapipe":
         return MediaPipeDetector()
     raise ValueError(f"unknown face detector {name!r}; choose one of {', '.join(DETECTORS)}")
+
+
+def detect_still(detector: Detector, image: np.ndarray) -> list[Detection]:
+    """The faces of a still image: the detector's ``detect_still`` where it has one (more
+    scales or tiles than a stream's call), else a call, on the uint8 image as decoded
+    (colour kept); boxes nested in larger ones dropped."""
+    return drop_nested(getattr(detector, "detect_still", detector)(to_uint8(image)))
 
 
 def drop_nested(dets: list[Detection], inside: float = 0.3) -> list[Detection]:
