@@ -4,11 +4,15 @@ chosen (never on PrivateTest).
 
     python scripts/select_expression_members.py --labels fer5 --runs runs/A runs/B ... \
         [--data ../shared/data/fer2013/fer2013.csv.gz] [--max-passes 4]
+    python scripts/select_expression_members.py --labels ferplus8 --runs runs/A runs/B ... \
+        --ferplus ../shared/data/ferplus/fer2013new.csv.gz
+
 
 Each run's exported float ``model.onnx`` is read; a fer7 run serves fer5 through its five
 classes, as in ``facecue ship expression``. Every way of giving each run 0, 1 (face) or 2
 (face and mirror image) network passes, up to ``--max-passes`` per face in all, is scored;
-printed best first, cost in passes beside each.
+printed best first, cost in passes beside each. ``ferplus8`` is scored as `facecue eval
+expression` scores it: on PublicTest's rows with a clear FER+ majority, that majority the target.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import json
 from pathlib import Path
 
 from facecue.formats.fer2013 import read_fer2013
+from facecue.formats.ferplus import load_ferplus
 from facecue.labels import LABEL_SETS, class_columns
 from facecue.vision.runtime import ExpressionModel
 
@@ -30,11 +35,19 @@ def main() -> None:
     ap.add_argument("--labels", choices=sorted(LABEL_SETS), required=True)
     ap.add_argument("--runs", nargs="+", required=True)
     ap.add_argument("--data", default=str(REPO.parent / "shared/data/fer2013/fer2013.csv.gz"))
+    ap.add_argument("--ferplus", help="FER+ votes (fer2013new.csv[.gz]); ferplus8 only")
     ap.add_argument("--max-passes", type=int, default=4,
                     help="network passes per face (about 0.16 ms each, int8, 1 thread)")
     args = ap.parse_args()
 
-    faces, targets, _ = read_fer2013(args.data)[0].split("PublicTest").for_labels(args.labels)
+    fer = read_fer2013(args.data)[0]
+    if args.labels == "ferplus8":
+        if not args.ferplus:
+            ap.error("--labels ferplus8 needs --ferplus")
+        rows = load_ferplus(fer, args.data, args.ferplus, None)[0].split("PublicTest")
+        faces, targets, _ = rows.for_majority()
+    else:
+        faces, targets, _ = fer.split("PublicTest").for_labels(args.labels)
     mirrored = faces[:, :, ::-1].copy()
     probs = {}
     for run in args.runs:

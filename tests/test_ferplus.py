@@ -26,7 +26,7 @@ from facecue.formats.ferplus import (
     vote_distribution,
 )
 from facecue.labels import class_columns, class_names, fer_to_class
-from facecue.vision.runtime import ExpressionModel, ModelNotFoundError
+from facecue.vision.runtime import ExpressionModel
 
 # The rows of conftest's fer_sample: the first rows of each Usage block.
 SAMPLE = {"Training": 600, "PublicTest": 200, "PrivateTest": 200}
@@ -232,8 +232,6 @@ def test_options_are_checked_before_any_data_is_read(tmp_path):
         evaluate_expression(absent, labels="fer7", ferplus=absent)
     with pytest.raises(ValueError, match="drop --skip-bad-rows"):
         evaluate_expression(absent, labels="ferplus8", ferplus=absent, skip_bad=True)
-    with pytest.raises(ModelNotFoundError, match="ships no expression_ferplus8 model yet"):
-        evaluate_expression(absent, labels="ferplus8", ferplus=absent)
 
 
 # --- a tiny real FER+ training run: train -> export -> onnxruntime -> eval --------------------
@@ -337,10 +335,15 @@ def test_majority_target_trains_on_the_clear_majority_rows(sample, tmp_path):
                                                     "no_clear_majority": 73}
 
 
-def test_eval_without_a_model_says_none_ships(sample):
+def test_eval_without_a_model_scores_the_shipped_one(sample):
     r = _facecue("eval", "expression", "--labels", "ferplus8", "--data",
-                 str(sample / "fer2013.csv"), "--ferplus", str(sample / "fer2013new.csv"))
-    assert r.returncode == 2 and "ships no expression_ferplus8 model yet" in r.stderr
+                 str(sample / "fer2013.csv"), "--ferplus", str(sample / "fer2013new.csv"),
+                 "--json")
+    assert r.returncode == 0, r.stderr
+    report = json.loads(r.stdout)
+    model = Path(report["model"])
+    assert model.name.startswith("expression_ferplus8") and model.parent.name == "weights"
+    assert report["n"] == 170 and report["accuracy"] > 0.6
 
 
 def test_ship_builds_a_ferplus8_model_with_its_votes_record(tiny_run, sample, tmp_path):

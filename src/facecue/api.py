@@ -17,6 +17,7 @@ import numpy as np
 
 from facecue import interrupts
 from facecue.interrupts import uninterrupted
+from facecue.labels import DEFAULT_LABELS
 from facecue.results import Face, FrameResult
 from facecue.video.annotate import FrameRate, annotate
 from facecue.video.pipeline import Pipeline, Source
@@ -50,7 +51,7 @@ def _pipeline(labels: str, build: str, detector: str) -> Pipeline:
     return Pipeline(labels=labels, precision=build, detector=detector)
 
 
-def analyze(image: np.ndarray | str | Path, labels: str = "fer7",
+def analyze(image: np.ndarray | str | Path, labels: str = DEFAULT_LABELS,
             pipeline: Pipeline | None = None, *, precision: str = "auto",
             detector: str = DEFAULT_DETECTOR) -> list[Face]:
     """Faces in one image (path or array), each with box, 15 keypoints and emotion.
@@ -69,7 +70,7 @@ class ImageFaces:
     error: str | None = None  # set when the file is missing or not an image
 
 
-def analyze_files(paths: Iterable[str | Path], labels: str = "fer7",
+def analyze_files(paths: Iterable[str | Path], labels: str = DEFAULT_LABELS,
                   pipeline: Pipeline | None = None, *, precision: str = "auto",
                   detector: str = DEFAULT_DETECTOR) -> Iterator[ImageFaces]:
     """Faces of each image file in ``paths`` (a folder stands for its images, sorted), one
@@ -82,7 +83,7 @@ def analyze_files(paths: Iterable[str | Path], labels: str = "fer7",
             yield ImageFaces(path=path, faces=[], error=str(e))
 
 
-def stream(source: Source = 0, labels: str = "fer7",
+def stream(source: Source = 0, labels: str = DEFAULT_LABELS,
            pipeline: Pipeline | None = None, *, precision: str = "auto",
            detector: str = DEFAULT_DETECTOR) -> Iterator[FrameResult]:
     """Results frame by frame from a webcam index, video, URL, image(s) or array frames."""
@@ -125,7 +126,7 @@ class RunReport:
 
 
 def run(source: Source, out: str | Path | None = None, *, jsonl: str | Path | None = None,
-        window: bool = False, pipeline: Pipeline | None = None, labels: str = "fer7",
+        window: bool = False, pipeline: Pipeline | None = None, labels: str = DEFAULT_LABELS,
         max_frames: int = 0, snapshot_every: float = 0.0, speech: Speech | None = None,
         sinks: Iterable[Sink] = (), precision: str = "auto",
         detector: str = DEFAULT_DETECTOR) -> RunReport:
@@ -207,7 +208,7 @@ def _sinks(out: str | Path | None, jsonl: str | Path | None, window: bool,
 
 
 def demo(out: str | Path = "facecue-demo", *, builtin: bool = False, max_frames: int = 300,
-         pipeline: Pipeline | None = None, labels: str = "fer7", precision: str = "auto",
+         pipeline: Pipeline | None = None, labels: str = DEFAULT_LABELS, precision: str = "auto",
          detector: str = DEFAULT_DETECTOR) -> RunReport:
     """The whole pipeline into ``out``: ``max_frames`` of the webcam, with a window where
     there is a display; with no webcam (or ``builtin``), all of the built-in clip."""

@@ -22,6 +22,10 @@ LABEL_SETS: dict[str, tuple[tuple[str, ...], tuple[int | None, ...]]] = {
     "ferplus8": (FERPLUS_COLUMNS[:8], (6, 3, 5, 4, 0, 1, 2, None)),
 }
 
+# The label set of the pipeline, captions and API when none is named (docs/models/expression.md
+# states the rule by which ferplus8 may take this place).
+DEFAULT_LABELS = "fer7"
+
 
 def class_names(labels: str) -> tuple[str, ...]:
     """Class names of a label set, in model-output order."""

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 from facecue import interrupts
 from facecue.captions.cues import caption_format, render_captions, save_captions
 from facecue.captions.fusion import EmotionalUtterance, fuse
+from facecue.labels import DEFAULT_LABELS
 from facecue.speech.audio import AudioError, MediaInfo, probe
 from facecue.speech.transcribe import Transcriber
 
@@ -38,7 +39,7 @@ class CaptionReport:
 
 
 def caption_file(media: str | Path, out: str | Path | None = None, fmt: str | None = None, *,
-                 labels: str = "fer7", pipeline: Pipeline | None = None,
+                 labels: str = DEFAULT_LABELS, pipeline: Pipeline | None = None,
                  transcriber: Transcriber | None = None, manner: bool = True,
                  emoji: bool = False,
                  on_utterance: Callable[[EmotionalUtterance], None] | None = None
@@ -70,7 +71,7 @@ def caption_file(media: str | Path, out: str | Path | None = None, fmt: str | No
     return CaptionReport(items, text, files, fmt, transcriber.model.model.compute_type)
 
 
-def emotional_utterances(path: str | Path, labels: str = "fer7",
+def emotional_utterances(path: str | Path, labels: str = DEFAULT_LABELS,
                          transcriber: Transcriber | None = None,
                          pipeline: Pipeline | None = None) -> Iterator[EmotionalUtterance]:
     """Utterances of ``path`` with their speaker's emotion, as they are recognised

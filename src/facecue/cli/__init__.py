@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from facecue import interrupts
-from facecue.labels import LABEL_SETS
+from facecue.labels import DEFAULT_LABELS, LABEL_SETS
 from facecue.provenance import running_command
 
 log = logging.getLogger(__name__)
@@ -174,14 +174,17 @@ def command(sub: argparse._SubParsersAction, name: str, help: str, example: str,
     return p
 
 
-def add_labels_option(p: argparse.ArgumentParser, required: bool = False) -> None:
+def add_labels_option(p: argparse.ArgumentParser, required: bool = False,
+                      default: str = DEFAULT_LABELS) -> None:
+    """``--labels``: the pipeline's default is :data:`facecue.labels.DEFAULT_LABELS`; training
+    and evaluation default to fer7, the labels the FER2013 file itself holds."""
     p.add_argument("--labels", choices=sorted(LABEL_SETS), required=required,
-                   default=None if required else "fer7",
+                   default=None if required else default,
                    help="emotion label set: fer7 = FER2013's seven (anger, disgust, fear, "
                         "happiness, sad, surprise, neutral); fer5 = anger, disgust, sad, "
                         "happiness, surprise; ferplus8 = FER+'s eight (neutral, happiness, "
-                        "surprise, sadness, anger, disgust, fear, contempt: no shipped model "
-                        "yet)" + ("" if required else " (default fer7)"))
+                        "surprise, sadness, anger, disgust, fear, contempt)"
+                        + ("" if required else f" (default {default})"))
 
 
 def add_model_options(p: argparse.ArgumentParser, threads: int = 1,

@@ -31,7 +31,7 @@ def add_commands(verbs: dict[str, argparse._SubParsersAction]) -> None:
     p = command(verbs["train"], "expression", "train the FER2013 expression model",
                 f"facecue train expression --labels fer7 --data {FER} "
                 "--out runs/expression_fer7_e80 --epochs 80 --threads 1 --plots", _train)
-    add_labels_option(p)
+    add_labels_option(p, default="fer7")
     p.add_argument("--data", required=True, help="fer2013.csv[.gz] or icml_face_data.csv")
     p.add_argument("--out", required=True, help="run directory (checkpoints, logs, model)")
     p.add_argument("--epochs", type=at_least(1), default=60,
@@ -58,13 +58,12 @@ def add_commands(verbs: dict[str, argparse._SubParsersAction]) -> None:
     p = command(verbs["eval"], "expression", "evaluate an expression model",
                 f"facecue eval expression --labels fer7 --data {FER} --split PrivateTest",
                 _eval)
-    add_labels_option(p)
+    add_labels_option(p, default="fer7")
     p.add_argument("--data", required=True, help="fer2013.csv[.gz] or icml_face_data.csv")
     p.add_argument("--split", default="PrivateTest", choices=["Training", "PublicTest",
                                                               "PrivateTest", "all"],
                    help="rows to score (default PrivateTest)")
-    p.add_argument("--model", help="ONNX file (default: the shipped model; ferplus8 has none "
-                                   "yet)")
+    p.add_argument("--model", help="ONNX file (default: the shipped model)")
     add_precision_option(p)
     p.add_argument("--limit", type=at_least(0), default=0, help="first N rows of the split only")
     p.add_argument("--json", action="store_true", help="print the full report as JSON")

@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from facecue.interrupts import uninterrupted
+from facecue.labels import DEFAULT_LABELS
 from facecue.results import Expression, Face, FrameResult
 from facecue.video.smooth import TrackSmoother
 from facecue.video.sources import Frame, FrameSource, SourceError, open_source, read_image
@@ -187,7 +188,7 @@ class Pipeline:
 
     def __init__(self, expression: ExpressionModel | None = None,
                  keypoints: KeypointModel | None = None, detector: Detector | str | None = None,
-                 labels: str = "fer7", smooth: bool = True, detect_every: int = 5,
+                 labels: str = DEFAULT_LABELS, smooth: bool = True, detect_every: int = 5,
                  scan_every: int = 30, idle_scan_every: int = 5, grace: float = 1.0,
                  keypoint_filter: tuple[float, float] = (1.0, 0.05),
                  label_filter: tuple[float, float] = (0.25, 0.15),

@@ -16,7 +16,7 @@ from onnxruntime.capi import onnxruntime_pybind11_state as ort_state
 
 from facecue.cpu import PRECISION_ENV, exact_int8, int8_reason, precision_setting, wide_int8
 from facecue.fileio import file_sha256
-from facecue.labels import KEYPOINT_NAMES, LABEL_SETS, class_names
+from facecue.labels import DEFAULT_LABELS, KEYPOINT_NAMES, LABEL_SETS, class_names
 
 WEIGHTS = resources.files("facecue") / "weights"
 REINSTALL = "reinstall facecue (pip install --force-reinstall facecue)"
@@ -341,13 +341,13 @@ def model_file(stem: str, path: str | Path | None, precision: str) -> Path:
 
 
 def check_shipped_expression(labels: str) -> None:
-    """Raise :class:`ModelNotFoundError`, saying what to pass instead, if facecue ships no
-    expression model for ``labels`` (``ferplus8`` until one is trained)."""
+    """Raise :class:`ModelNotFoundError` now, before any data is read, if the package lacks
+    every build of the expression model for ``labels``."""
     if not any(Path(str(WEIGHTS)).glob(f"expression_{labels}.*onnx")):  # no build at all
         raise ModelNotFoundError(
-            f"facecue ships no expression_{labels} model yet: pass a model file "
-            f"(--expression-model, or --model for `facecue eval`: RUN/model.onnx of "
-            f"`facecue train expression --labels {labels}`), or use --labels fer7 or fer5")
+            f"the expression_{labels} model is missing from {WEIGHTS}: {REINSTALL}, or pass a "
+            f"model file (--expression-model, or --model for `facecue eval`: RUN/model.onnx "
+            f"of `facecue train expression --labels {labels}`)")
 
 
 @dataclass
@@ -361,7 +361,7 @@ class ExpressionModel:
     precision: str = "unknown"  # as run here: session_precision (int8, ...)
 
     @classmethod
-    def load(cls, labels: str = "fer7", path: str | Path | None = None, threads: int = 1, *,
+    def load(cls, labels: str = DEFAULT_LABELS, path: str | Path | None = None, threads: int = 1, *,
              sha256: str | None = None, precision: str = "auto") -> ExpressionModel:
         """The model at ``path`` (default: the shipped one for ``labels`` in the build
         ``precision`` picks: :func:`model_file`), checked to fit ``labels`` (and ``sha256``
