@@ -41,7 +41,7 @@ LONG = ("it is of the first importance that the letter used should be fine in fo
         "a matter of course that in the middle ages the craftsmen took care of it.")
 ITEMS = [item("And so my fellow Americans,", 0.12, "happiness", 0.9),
          item(LONG, 3.0, "anger", 0.5),
-         item("fish & <chips>", 30.0, "neutral", 0.2, no_face=True)]
+         item("fish & <chips>", 30.0, "unknown", 0.2, no_face=True)]
 
 
 def seconds(m) -> float:
@@ -83,7 +83,7 @@ def test_vtt_is_valid_and_readable():
     assert first == "<c.happiness.strong>[joyfully] And so my fellow Americans!!</c>"
     classes = {c for _, _, lines in cues for line in lines
                for c in re.findall(r"<c\.([a-z.]+)>", line)}
-    assert classes == {"happiness.strong", "anger", "neutral"}
+    assert classes == {"happiness.strong", "anger", "unknown"}  # no face: never neutral
     assert "fish &amp; &lt;chips&gt;" in text  # escaped, never taken as a tag
     long_cues = [c for c in cues if "anger" in c[2][0]]
     assert long_cues[0][2][0].startswith("<c.anger>[angrily] it is")
@@ -109,6 +109,7 @@ def test_stylesheet_has_a_colour_per_emotion_and_a_weight_for_strong():
     for name, colour in COLOURS.items():
         assert f"::cue(.{name}) {{ color: {colour}; }}" in css
     assert "::cue(.strong) { font-weight: bold; }" in css
+    assert "::cue(.unknown) { color: #cfd8dc; font-style: italic; }" in css  # not neutral's
     # one class per emotion of every label set, under the captions' names (sadness is sad)
     assert set(COLOURS) == {canonical(e) for labels in LABEL_SETS for e in class_names(labels)}
 
@@ -132,6 +133,8 @@ def test_srt_is_valid():
         assert re.fullmatch(rf"{SRT_TIME} --> {SRT_TIME}", timing)
         assert 1 <= len(lines) <= 2 and "<c." not in block
     assert text.endswith("\n")
+    assert blocks[-1].split("\n")[2] == "<i>fish & <chips></i>"  # no face: off screen, SDH
+    assert not any(line.startswith("<i>") for b in blocks[:-1] for line in b.split("\n"))
 
 
 def test_write_captions_all_formats(tmp_path):
@@ -145,6 +148,8 @@ def test_write_captions_all_formats(tmp_path):
     assert u["emotion"] == "happiness" and u["sentence"] == "And so my fellow Americans!!"
     assert u["words"][0] == {"word": "And", "start": 0.12, "end": 0.40, "probability": 0.9}
     assert data["utterances"][2]["no_face"] is True
+    assert data["utterances"][2]["emotion"] == data["cues"][-1]["emotion"] == "unknown"
+    assert data["cues"][-1]["no_face"] is True and data["utterances"][2]["voice"] is None
     assert data["cues"][0]["text"].endswith("\U0001F604")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.css", "a.json", "a.srt", "a.vtt"]
     with pytest.raises(ValueError, match="unknown caption format"):
@@ -169,9 +174,11 @@ def test_no_utterances_give_an_empty_but_valid_file(tmp_path):
 
 def test_captions_and_sentences_need_no_speech_extra():
     code = ("import sys\n"
-            "for m in ('faster_whisper', 'av', 'ctranslate2', 'vaderSentiment', 'sounddevice'):\n"
+            "for m in ('faster_whisper', 'av', 'ctranslate2', 'vaderSentiment', 'sounddevice',\n"
+            "          'parselmouth'):\n"
             "    sys.modules[m] = None  # importing any of them now fails\n"
             "import facecue.captions.cues, facecue.captions.sentences, facecue.captions.tts\n"
+            "import facecue.captions.fusion, facecue.speech.voice\n"
             "import facecue.cli\n"
             "from facecue.speech.transcribe import Transcriber\n"
             "from facecue.speech.weights import WeightsMissingError\n"

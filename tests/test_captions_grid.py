@@ -35,7 +35,10 @@ def test_grid_clip_caption_end_to_end(shared, tmp_path):
 
     (u,) = data["utterances"]
     assert not u["no_face"] and u["speaker"] is not None  # the speaker's face was used
-    assert abs(sum(u["probs"].values()) - 1) < 0.01 and u["emotion"] in {*u["probs"], "neutral"}
+    assert abs(sum(u["probs"].values()) - 1) < 0.01 and u["emotion"] in {*u["probs"], "unknown"}
+    voice = u["voice"]  # one utterance is its own baseline: usual voice, nothing to tag
+    assert voice["arousal"] == 0.5 and voice["tags"] == [] and voice["loudness_db"] == 0
+    assert 70 < voice["absolute"]["pitch"] < 200 and 1 < voice["absolute"]["rate"] < 5
 
 
 GRID_WORDS = ("bin lay place set blue green red white at by in with a b c d e f g h i j k l m n o "

@@ -44,7 +44,7 @@ def test_every_command_shows_a_real_example_and_explains_every_option():
         ("train", "expression"), ("train", "keypoints"), ("train", "keypoint-backbone"),
         ("eval", "expression"), ("eval", "keypoints"),
         ("ship", "expression"), ("ship", "keypoints"), ("label", "pseudo"), ("label", "blend"),
-        ("data", "from-68"), ("submit", "keypoints"), ("doctor",)}
+        ("data", "from-68"), ("submit", "keypoints"), ("doctor",), ("studio",), ("batch",)}
     for words, p in tree.items():
         head, example = p.epilog.split("\n  ")
         assert head == "example:" and example.startswith(f"facecue {' '.join(words)} ")

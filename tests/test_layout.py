@@ -24,7 +24,9 @@ ALLOWED = {
     "captions": {CORE, "vision", "video", "api", "speech"},
     "train": {CORE, "vision", "formats", "evaluation"},
     "cli": {CORE, "vision", "video", "api", "formats", "evaluation", "speech", "captions",
-            "train"},
+            "train", "studio", "batch"},
+    "studio": {CORE, "vision", "video", "api", "speech", "captions"},
+    "batch": {CORE, "vision", "video", "api", "speech", "captions"},
 }
 RUNTIME = ["facecue.vision", "facecue.video", "facecue.formats", "facecue.evaluation",
            "facecue.api"]

@@ -19,6 +19,7 @@ def test_run_with_speech_on_a_real_grid_clip(shared, tmp_path):
     assert r.returncode == 0, r.stderr
     said = [line for line in r.stderr.splitlines() if line.startswith("facecue: said")]
     assert len(said) == 1 and "set white in" in said[0].lower()
+    assert "voice: arousal 0.50, +0.0 dB" in said[0]  # one utterance: its own usual voice
     assert (tmp_path / "annotated.mp4").stat().st_size > 0
 
 

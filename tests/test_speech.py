@@ -354,7 +354,7 @@ def test_audio_only_file_captions_are_flagged_no_face(transcriber, media, tmp_pa
     jfk = media / "speech/jfk/jfk.flac"
     report = caption_file(jfk, tmp_path / "jfk.vtt", transcriber=transcriber)
     items = report.items
-    assert items and all(x.no_face and x.emotion == "neutral" for x in items)
+    assert items and all(x.no_face and x.emotion == "unknown" for x in items)
     assert items[0].sentence(manner=True, emoji=True) == items[0].utterance.text
     assert report.fmt == "vtt" and report.files == (tmp_path / "jfk.vtt", tmp_path / "jfk.css")
     assert report.files[0].read_text() == report.text and "fellow Americans" in report.text

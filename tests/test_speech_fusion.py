@@ -3,7 +3,14 @@
 import numpy as np
 import pytest
 
-from facecue.captions.fusion import MIN_PROB, fuse, fuse_one, speaking_face, text_sentiment
+from facecue.captions.fusion import (
+    MIN_MARGIN,
+    MIN_PROB,
+    fuse,
+    fuse_one,
+    speaking_face,
+    text_sentiment,
+)
 from facecue.labels import class_names
 from facecue.results import Expression, Face, FrameResult
 from facecue.speech.words import Utterance, Word
@@ -74,7 +81,7 @@ def test_disagreement_is_flagged_and_lowers_intensity():
 def test_no_face_leaves_the_sentence_plain_and_flags_it():
     fs = frames(lambda i: [])
     (x,) = fuse(fs, [utt("Hello there!", 0.5, 1.5)])
-    assert x.no_face and x.emotion == "neutral" and x.probs == {}
+    assert x.no_face and x.emotion == "unknown" and x.probs == {}
     assert x.sentence(manner=True, emoji=True) == "Hello there!"
     (y,) = fuse([], [utt("Hello there!", 0.5, 1.5)])
     assert y.no_face
@@ -90,9 +97,27 @@ def test_unsure_faces_and_fer5():
     fer5 = class_names("fer5")
     fs = frames(lambda i: [face(0, "disgust", MIN_PROB - 0.05, 0.05, labels=fer5)])
     (x,) = fuse(fs, [utt("well", 0, 3)])
-    assert x.emotion == "neutral" and set(x.probs) == set(fer5)
+    assert x.emotion == "unknown" and not x.no_face and set(x.probs) == set(fer5)
+    assert x.sentence(manner=True, emoji=True) == "well"
     fs = frames(lambda i: [face(0, "disgust", 0.9, 0.05, labels=fer5)])
     assert fuse_one(fs, utt("well", 0, 3)).emotion == "disgust"
+
+
+def two_way(first: str, second: str, p: float, q: float):
+    def make(i):
+        f = face(0, first, p, 0.05)
+        probs = np.full(len(FER7), (1 - p - q) / (len(FER7) - 2), np.float32)
+        probs[FER7.index(first)], probs[FER7.index(second)] = p, q
+        f.expression.probs[:] = probs
+        return [f]
+    return frames(make)
+
+
+def test_two_nearly_tied_emotions_are_too_flat_to_call():
+    flat = fuse_one(two_way("anger", "sad", 0.45, 0.45 - MIN_MARGIN / 2), utt("no", 0, 3))
+    assert flat.emotion == "unknown" and flat.intensity == 0.0
+    clear = fuse_one(two_way("anger", "sad", 0.45, 0.45 - MIN_MARGIN * 1.5), utt("no", 0, 3))
+    assert clear.emotion == "anger"
 
 
 def test_untracked_faces_are_grouped_by_position():

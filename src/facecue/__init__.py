@@ -7,6 +7,7 @@ onnxruntime or torch until needed)::
     for frame in facecue.stream("clip.mp4"):      # FrameResult per frame
         ...
     report = facecue.run("clip.mp4", out="out")   # annotated video, JSON Lines, CSV
+    table = facecue.to_dataframe(facecue.stream("clip.mp4"))  # pandas: facecue[scale]
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ _EXPORTS = {
     "Face": "facecue.results",
     "FrameResult": "facecue.results",
     "Expression": "facecue.results",
+    "to_dataframe": "facecue.batch.table",
 }
 __all__ = sorted(_EXPORTS)
 

@@ -9,8 +9,12 @@ cut after a clause-ending word where there is one. A cue shorter than ``MIN_SECO
 longer, but never into the next cue.
 
 In WebVTT each cue's text is wrapped in ``<c.EMOTION>`` (``<c.EMOTION.strong>`` for strong
-emotion); :func:`stylesheet` gives the matching CSS, embedded in the file as a ``STYLE`` block and
-written beside it as ``NAME.css`` for players that take an external sheet.
+emotion, then one class per voice tag, e.g. ``<c.unknown.strong.shouting>``); :func:`stylesheet`
+gives the matching CSS, embedded in the file as a ``STYLE`` block and written beside it as
+``NAME.css`` for players that take an external sheet. ``unknown`` (no facial emotion to tell)
+has its own style, pale grey and in italics, and where no face was seen at all an SRT cue is in
+italics (``<i>``), the SDH convention for a voice whose speaker is not on screen; the JSON gives
+``emotion: "unknown"``, ``no_face`` and the voice's figures.
 """
 
 from __future__ import annotations
@@ -18,11 +22,11 @@ from __future__ import annotations
 import html
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from facecue.captions.fusion import EmotionalUtterance
-from facecue.captions.sentences import STRONG, mark_words
+from facecue.captions.sentences import STRONG, UNKNOWN, mark_words
 from facecue.fileio import atomic_write_text
 
 MAX_CHARS = 42
@@ -35,6 +39,7 @@ FORMATS = ("vtt", "srt", "json")
 # Text colours chosen to stay readable on the usual dark caption background.
 COLOURS = {"anger": "#ff6b6b", "contempt": "#d4a5a5", "disgust": "#a3d977", "fear": "#c9a0ff",
            "happiness": "#ffd54f", "sad": "#74b9ff", "surprise": "#ffa94d", "neutral": "#ffffff"}
+UNKNOWN_COLOUR = "#cfd8dc"  # not neutral's white: no face said how it was meant
 
 
 @dataclass(frozen=True)
@@ -46,6 +51,8 @@ class Cue:
     text: str
     emotion: str
     strong: bool
+    voice: tuple[str, ...] = ()  # the voice's manner tags (shouting, whispering, ...)
+    no_face: bool = False  # the speaker's face was not seen
 
 
 def make_cues(items: Sequence[EmotionalUtterance], manner: bool = True, emoji: bool = False,
@@ -56,26 +63,28 @@ def make_cues(items: Sequence[EmotionalUtterance], manner: bool = True, emoji: b
     for item in sorted(items, key=lambda x: x.utterance.start):
         words = item.utterance.words
         marked = mark_words([w.text for w in words], item.emotion, item.intensity,
-                            manner=manner, emoji=emoji)
-        strong = item.emotion != "neutral" and item.intensity >= STRONG
+                            manner=manner, emoji=emoji, tags=item.tags)
+        style = Cue(0.0, 0.0, "", item.emotion,
+                    item.emotion != "neutral" and item.intensity >= STRONG, item.tags,
+                    item.no_face)
         group: list[int] = []
         for i in range(len(words)):
             trial = [marked[j] for j in group + [i]]
             if group and words[i].start - words[group[-1]].end >= PAUSE:
-                cues.append(_cue(words, marked, group, item.emotion, strong, max_chars))
+                cues.append(_cue(words, marked, group, style, max_chars))
                 group = []
             elif group and (len(wrap(trial, max_chars)) > max_lines
                             or words[i].end - words[group[0]].start > max_seconds):
                 cut = _break(marked, group)
-                cues.append(_cue(words, marked, group[:cut], item.emotion, strong, max_chars))
+                cues.append(_cue(words, marked, group[:cut], style, max_chars))
                 group = group[cut:]
             group.append(i)
         if group:
-            cues.append(_cue(words, marked, group, item.emotion, strong, max_chars))
+            cues.append(_cue(words, marked, group, style, max_chars))
     for i, cue in enumerate(cues):  # hold short cues, up to the next one
         limit = cues[i + 1].start if i + 1 < len(cues) else cue.start + min_seconds
         end = min(max(cue.end, cue.start + min_seconds), max(limit, cue.end))
-        cues[i] = Cue(cue.start, round(end, 3), cue.text, cue.emotion, cue.strong)
+        cues[i] = replace(cue, end=round(end, 3))
     return cues
 
 
@@ -88,10 +97,10 @@ def _break(marked: list[str], group: list[int]) -> int:
     return len(group)
 
 
-def _cue(words, marked: list[str], group: list[int], emotion: str, strong: bool,
-         max_chars: int) -> Cue:
-    return Cue(words[group[0]].start, words[group[-1]].end,
-               "\n".join(wrap([marked[j] for j in group], max_chars)), emotion, strong)
+def _cue(words, marked: list[str], group: list[int], style: Cue, max_chars: int) -> Cue:
+    """The cue of the words ``group``, styled as ``style``."""
+    return replace(style, start=words[group[0]].start, end=words[group[-1]].end,
+                   text="\n".join(wrap([marked[j] for j in group], max_chars)))
 
 
 def wrap(words: Sequence[str], max_chars: int = MAX_CHARS) -> list[str]:
@@ -106,8 +115,10 @@ def wrap(words: Sequence[str], max_chars: int = MAX_CHARS) -> list[str]:
 
 
 def stylesheet() -> str:
-    """CSS for the WebVTT classes: a colour per emotion, bold for strong emotion."""
+    """CSS for the WebVTT classes: a colour per emotion, pale grey italics for ``unknown``
+    (told apart from a face seen to be neutral), bold for strong emotion."""
     rules = [f"::cue(.{name}) {{ color: {colour}; }}" for name, colour in COLOURS.items()]
+    rules.append(f"::cue(.{UNKNOWN}) {{ color: {UNKNOWN_COLOUR}; font-style: italic; }}")
     rules.append("::cue(.strong) { font-weight: bold; }")
     return "\n".join(rules) + "\n"
 
@@ -121,10 +132,10 @@ def _stamp(seconds: float, sep: str) -> str:
 
 
 def to_vtt(cues: Sequence[Cue]) -> str:
-    """WebVTT with an embedded STYLE block and one class per emotion."""
+    """WebVTT with an embedded STYLE block, one class per emotion and one per voice tag."""
     out = ["WEBVTT", "", "STYLE", stylesheet().rstrip("\n"), ""]
     for i, c in enumerate(cues, 1):
-        classes = c.emotion + (".strong" if c.strong else "")
+        classes = ".".join([c.emotion, *(["strong"] if c.strong else []), *c.voice])
         body = "\n".join(f"<c.{classes}>{html.escape(line, quote=False)}</c>"
                          for line in c.text.split("\n"))
         out += [str(i), f"{_stamp(c.start, '.')} --> {_stamp(c.end, '.')}", body, ""]
@@ -132,10 +143,13 @@ def to_vtt(cues: Sequence[Cue]) -> str:
 
 
 def to_srt(cues: Sequence[Cue]) -> str:
-    """SubRip: the marked text only (SRT has no standard styling)."""
+    """SubRip: the marked text only (SRT has no standard styling), in italics (``<i>``, which
+    SRT players show) where the speaker's face was not seen."""
     out = []
     for i, c in enumerate(cues, 1):
-        out += [str(i), f"{_stamp(c.start, ',')} --> {_stamp(c.end, ',')}", c.text, ""]
+        text = "\n".join(f"<i>{line}</i>" for line in c.text.split("\n")) if c.no_face \
+            else c.text
+        out += [str(i), f"{_stamp(c.start, ',')} --> {_stamp(c.end, ',')}", text, ""]
     return "\n".join(out) + "\n"
 
 
@@ -143,7 +157,8 @@ def to_json(items: Sequence[EmotionalUtterance], cues: Sequence[Cue]) -> str:
     """Everything: utterances with words, times, emotion, probabilities; and the cues."""
     return json.dumps({"utterances": [x.as_dict() for x in items],
                        "cues": [{"start": c.start, "end": c.end, "text": c.text,
-                                 "emotion": c.emotion, "strong": c.strong} for c in cues]},
+                                 "emotion": c.emotion, "strong": c.strong,
+                                 "voice": list(c.voice), "no_face": c.no_face} for c in cues]},
                       indent=2, ensure_ascii=False) + "\n"
 
 

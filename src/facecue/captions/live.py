@@ -30,6 +30,7 @@ from facecue.results import FrameResult
 from facecue.speech.audio import SAMPLE_RATE, iter_audio, microphone_chunks
 from facecue.speech.segment import SpeechSegmenter
 from facecue.speech.transcribe import Transcriber
+from facecue.speech.voice import RunningBaseline
 
 
 class AudioCursor:
@@ -84,6 +85,7 @@ class LiveCaptioner:
         self.manner, self.emoji = manner, emoji
         self.history = history_seconds
         self.lines: list[CaptionLine] = []
+        self.voices = RunningBaseline()  # the speaker's usual voice so far
         self._frames: deque[FrameResult] = deque()
         self._lock = threading.Lock()
         self._audio: queue.Queue[np.ndarray | None] = queue.Queue()  # None: end, _FLUSH
@@ -177,7 +179,7 @@ class LiveCaptioner:
             return
         with self._lock:
             frames = list(self._frames)
-        for item in fuse(frames, utterances):
+        for item in fuse(frames, utterances, self.voices):
             line = CaptionLine(item.sentence(self.manner, self.emoji), item, time.perf_counter())
             with self._lock:
                 self.lines.append(line)

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 from facecue import interrupts
 from facecue.captions.cues import caption_format, render_captions, save_captions
-from facecue.captions.fusion import EmotionalUtterance, fuse
+from facecue.captions.fusion import EmotionalUtterance, fuse, with_baseline
 from facecue.labels import DEFAULT_LABELS
 from facecue.speech.audio import AudioError, MediaInfo, probe
 from facecue.speech.transcribe import Transcriber
@@ -52,7 +52,9 @@ def caption_file(media: str | Path, out: str | Path | None = None, fmt: str | No
     has video; ``transcriber``: speech recognition (default :class:`Transcriber`). ``manner``:
     ``[manner]`` tags in the text; ``emoji``: end sentences with an emoji; ``on_utterance``:
     called with each utterance as soon as it is captioned (a long file shows progress, and what
-    was shown stays shown if the run is stopped; the files are written only when complete). Raises
+    was shown stays shown if the run is stopped; the files are written only when complete), its
+    voice judged against the speaker's voice so far; the report's items and the files judge
+    every voice against the whole file's (:func:`~facecue.captions.fusion.with_baseline`). Raises
     :class:`~facecue.speech.audio.AudioError` when the file has no audio track (before Whisper
     is loaded, when no ``transcriber`` is given).
     """
@@ -65,7 +67,7 @@ def caption_file(media: str | Path, out: str | Path | None = None, fmt: str | No
         items.append(item)
         if on_utterance is not None:
             on_utterance(item)
-    items = tuple(items)
+    items = tuple(with_baseline(items))
     text = render_captions(items, fmt, manner, emoji)
     files = tuple(save_captions(out, text, fmt)) if out is not None else ()
     return CaptionReport(items, text, files, fmt, transcriber.model.model.compute_type)
@@ -75,7 +77,9 @@ def emotional_utterances(path: str | Path, labels: str = DEFAULT_LABELS,
                          transcriber: Transcriber | None = None,
                          pipeline: Pipeline | None = None) -> Iterator[EmotionalUtterance]:
     """Utterances of ``path`` with their speaker's emotion, as they are recognised
-    (``pipeline``: the face pipeline to use, default the shipped models).
+    (``pipeline``: the face pipeline to use, default the shipped models). Each voice is judged
+    against the speaker's voice so far; :func:`~facecue.captions.fusion.with_baseline` judges
+    them all against the whole file's.
 
     Raises :class:`~facecue.speech.audio.AudioError` when the file has no audio track.
     """

@@ -126,7 +126,7 @@ def new_spelling(argv: list[str]) -> tuple[list[str], tuple[str, str] | None]:
 
 def parser() -> argparse.ArgumentParser:
     """The whole command tree."""
-    from facecue.cli import data, doctor, expression, keypoints, pipeline, speech
+    from facecue.cli import batch, data, doctor, expression, keypoints, pipeline, speech, studio
 
     top = argparse.ArgumentParser(
         prog="facecue", description="Offline, CPU-first facial keypoints, expressions and "
@@ -140,6 +140,8 @@ def parser() -> argparse.ArgumentParser:
     pipeline.add_commands(sub)
     speech.add_commands(sub)
     doctor.add_commands(sub)
+    studio.add_commands(sub)
+    batch.add_commands(sub)
     groups = {verb: sub.add_parser(
         verb, help=what, description=what,
         epilog=f"`facecue {verb} WHAT --help` shows its options and an example.").add_subparsers(

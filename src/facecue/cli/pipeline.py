@@ -13,7 +13,7 @@ from facecue.cli import (
     load_pipeline,
     log,
 )
-from facecue.cli.speech import add_language_options, make_transcriber
+from facecue.cli.speech import add_language_options, describe, make_transcriber
 
 VIDEO = "../shared/media/videos/pyfeat_single_face.mp4"
 
@@ -26,6 +26,8 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", help="folder for annotated.mp4, faces.jsonl, summary.csv, snapshots")
     p.add_argument("--jsonl", help="JSON Lines file, one record per frame and face (- = "
                    "stdout; the default with no --out and no window)")
+    p.add_argument("--parquet", metavar="FILE", help="Parquet file, one row per frame and face "
+                   "(the columns of facecue batch's faces.parquet; needs facecue[scale])")
     p.add_argument("--no-window", action="store_true", help="do not open a window")
     p.add_argument("--max-frames", type=at_least(0), default=0, help="stop after N frames")
     p.add_argument("--detect-every", type=at_least(1), default=5,
@@ -73,14 +75,21 @@ def _run(args: argparse.Namespace) -> int:
 
         speech = SpeechFeed(args.source, LiveCaptioner(make_transcriber(args)))
     pipeline = load_pipeline(args, detect_every=args.detect_every)
+    sinks = []
+    if args.parquet:
+        from facecue.batch.table import ParquetSink
+
+        sinks.append(ParquetSink(args.parquet, pipeline.expression.labels))
     source = open_source(args.source)
-    report = run(source, args.out, jsonl=args.jsonl or (None if window or args.out else "-"),
+    quiet = window or args.out or args.parquet  # else the JSON Lines go to standard output
+    report = run(source, args.out, jsonl=args.jsonl or (None if quiet else "-"),
                  window=window, pipeline=pipeline, max_frames=args.max_frames,
-                 snapshot_every=args.snapshot_every, speech=speech)
+                 snapshot_every=args.snapshot_every, speech=speech, sinks=sinks)
     _tell(report)
     for line in speech.captioner.lines if speech is not None else []:
         u = line.item.utterance
-        log.info("said %.2f-%.2f s: %s", u.start, u.end, line.sentence)
+        log.info("said %.2f-%.2f s: %s  (%s, %s)", u.start, u.end, line.sentence,
+                 line.item.emotion, describe(line.item))
     return 1 if source.independent and report.skipped else 0  # image files that failed
 
 

@@ -69,10 +69,8 @@ def _caption(args: argparse.Namespace) -> int:
              transcriber.model.model.compute_type)  # as CTranslate2 runs it
 
     def tell(item) -> None:  # each utterance as soon as it is captioned
-        flags = [f for f in ("no_face", "disagree") if getattr(item, f)]
-        log.info("%7.2f-%7.2f  %-9s %s%s", item.utterance.start, item.utterance.end,
-                 item.emotion, item.sentence(not args.no_manner, args.emoji),
-                 f"  ({', '.join(flags)})" if flags else "")
+        log.info("%7.2f-%7.2f  %-9s %s  (%s)", item.utterance.start, item.utterance.end,
+                 item.emotion, item.sentence(not args.no_manner, args.emoji), describe(item))
 
     report = caption_file(args.media, args.out, args.format, labels=args.labels,
                           pipeline=load_pipeline(args), transcriber=transcriber,
@@ -84,6 +82,18 @@ def _caption(args: argparse.Namespace) -> int:
     else:
         log.info("wrote %s", ", ".join(map(str, report.files)))
     return 0
+
+
+def describe(item) -> str:
+    """What fusion saw of an utterance, for a log line: flags and the voice against the
+    speaker's usual one."""
+    parts = [f for f in ("no_face", "disagree") if getattr(item, f)]
+    v = item.voice
+    if v is not None:
+        pitch = f", {v.pitch:+.1f} st" if v.pitch is not None else ""
+        rate = f", rate x{v.rate:.2f}" if v.rate is not None else ""
+        parts.append(f"voice: arousal {v.arousal:.2f}, {v.loudness:+.1f} dB{pitch}{rate}")
+    return "; ".join(parts) or "face and words only"
 
 
 def _say(args: argparse.Namespace) -> int:

@@ -14,6 +14,7 @@ import logging
 import os
 import threading
 from collections.abc import Iterable, Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -60,12 +61,14 @@ class Transcriber:
 
     def __init__(self, cpu_threads: int = 2, language: str | None = "en", beam_size: int = 5,
                  compute_type: str | None = None, short_window: bool = True,
-                 vocabulary: str | None = None, grammar: Grammar | None = None) -> None:
+                 vocabulary: str | None = None, grammar: Grammar | None = None,
+                 voice: bool = True) -> None:
         """``vocabulary``: words the speech is likely to hold (names, jargon, a command
         grammar), given to Whisper as hot words so that it spells them as listed.
         ``grammar``: read each stretch of speech as one sentence of this command grammar
         (:mod:`facecue.speech.grammar`) instead of as free text. ``compute_type``: CTranslate2's;
-        by default :func:`default_compute_type`."""
+        by default :func:`default_compute_type`. ``voice``: measure each utterance's loudness,
+        pitch and pace from its audio (:func:`facecue.speech.voice.measure`)."""
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         try:
             from facecue.speech.window import ShortWindowWhisper
@@ -81,6 +84,7 @@ class Transcriber:
         self.short_window = short_window  # encoder on the speech + margin (speech.window)
         self.vocabulary = vocabulary or None
         self.grammar = grammar
+        self.voice = voice
         self._decoder = None  # GrammarDecoder of self.grammar, built on first use
         self._lock = threading.Lock()  # one pass at a time: the model's window is per pass
 
@@ -99,8 +103,9 @@ class Transcriber:
         if self.grammar is not None:
             with self._lock:
                 self.model.full_window = not self.short_window
-                return [u for start, audio in spans
-                        if (u := self._read_grammar(start, audio)) is not None]
+                found = [u for start, audio in spans
+                         if (u := self._read_grammar(start, audio)) is not None]
+            return self._with_voice(spans, found)
         bounds = np.cumsum([0] + [len(x) for _, x in spans]) / SAMPLE_RATE
         segments = self._segments(np.concatenate([x for _, x in spans]))
         out = []
@@ -117,6 +122,20 @@ class Transcriber:
                 out.append(Utterance(text=seg.text.strip(), start=words[0].start,
                                      end=words[-1].end, words=tuple(words),
                                      no_speech_prob=round(float(seg.no_speech_prob), 4)))
+        return self._with_voice(spans, out)
+
+    def _with_voice(self, spans: list[tuple[float, np.ndarray]],
+                    utterances: list[Utterance]) -> list[Utterance]:
+        """The utterances with their voice measured from the stretches their words lie in."""
+        if not self.voice:
+            return utterances
+        from facecue.speech.voice import measure
+
+        out = []
+        for u in utterances:
+            pieces = [(start, audio) for start, audio in spans
+                      if start < u.end and start + len(audio) / SAMPLE_RATE > u.start]
+            out.append(replace(u, voice=measure(pieces, u.words)))
         return out
 
     def _read_grammar(self, start: float, audio: np.ndarray) -> Utterance | None:

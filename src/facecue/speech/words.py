@@ -4,8 +4,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from facecue.speech.voice import VoiceFeatures
 
 
 @dataclass(frozen=True)
@@ -31,6 +35,7 @@ class Utterance:
     end: float
     words: tuple[Word, ...]
     no_speech_prob: float = 0.0  # Whisper's own estimate that the stretch was not speech
+    voice: VoiceFeatures | None = None  # loudness, pitch, pace (facecue.speech.voice.measure)
 
     @property
     def confidence(self) -> float:

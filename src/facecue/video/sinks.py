@@ -98,6 +98,14 @@ def close_all(sinks: Iterable[Sink]) -> None:
         raise failure
 
 
+def jsonl_lines(result: FrameResult) -> str:
+    """The JSON Lines records of one frame, one per face, as :class:`JsonlSink` writes them
+    (for writers that cannot use the sink's staged file, e.g. a live page's download)."""
+    source = {} if result.source is None else {"source": str(result.source)}
+    return "".join(json.dumps({"time": round(result.time, 4), "frame": result.index,
+                               **source, **face.as_dict()}) + "\n" for face in result.faces)
+
+
 class JsonlSink(Sink):
     """One JSON record per frame and face: ``time`` (seconds), ``frame`` (index), for images
     and folders ``source`` (the image file), then the face's fields
@@ -109,10 +117,7 @@ class JsonlSink(Sink):
         self.file = sys.stdout if self.staged is None else os.fdopen(self.staged.start(), "w")
 
     def write(self, image: np.ndarray | None, result: FrameResult) -> None:
-        source = {} if result.source is None else {"source": str(result.source)}
-        lines = "".join(json.dumps({"time": round(result.time, 4), "frame": result.index,
-                                    **source, **face.as_dict()}) + "\n"
-                        for face in result.faces)
+        lines = jsonl_lines(result)
         if self.staged is None:
             self.file.write(lines)
             return
