@@ -17,14 +17,13 @@ models give them (not rounded).
 from __future__ import annotations
 
 import itertools
-import os
 from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from facecue.fileio import new_file_beside, prepare_output, write_error
+from facecue.fileio import atomic_write_bytes, prepare_output
 from facecue.labels import DEFAULT_LABELS, KEYPOINT_NAMES, class_names
 from facecue.results import Face, FrameResult
 from facecue.video.sinks import Sink
@@ -148,18 +147,11 @@ def to_dataframe(frames: Iterable[FrameResult] | Iterable[Face],
 
 def write_parquet(path: str | Path, table: pa.Table) -> Path:
     """Write ``table`` to ``path`` atomically (a temporary file renamed into place)."""
-    _, pq = _arrow()
-    path = Path(path)
-    fd, tmp = new_file_beside(path, ".parquet")
-    os.close(fd)
-    try:
-        pq.write_table(table, tmp)
-        os.replace(tmp, path)
-    except OSError as e:
-        raise write_error(path, e) from None
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
+    pa, pq = _arrow()
+    buffer = pa.BufferOutputStream()
+    pq.write_table(table, buffer)
+    atomic_write_bytes(path, buffer.getvalue().to_pybytes())
+    return Path(path)
 
 
 class ParquetSink(Sink):

@@ -4,12 +4,12 @@ which ``facecue[scale]`` brings)."""
 
 from __future__ import annotations
 
-import os
+import io
 from pathlib import Path
 
 import numpy as np
 
-from facecue.fileio import new_file_beside, write_error
+from facecue.fileio import atomic_write_bytes
 
 MAX_TRACKS = 6  # bands drawn: the face IDs seen longest
 
@@ -56,14 +56,7 @@ def plot_timeline(rows: dict[str, list], path: str | Path, labels: tuple[str, ..
         fig.legend(*axes[0].get_legend_handles_labels(), loc="upper right", ncol=len(labels),
                    fontsize=7)
     fig.tight_layout(rect=(0, 0, 1, 0.93 if shown else 1))
-    path = Path(path)
-    fd, tmp = new_file_beside(path, ".png")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            fig.savefig(f, format="png", dpi=80)
-        os.replace(tmp, path)
-    except OSError as e:
-        raise write_error(path, e) from None
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
+    png = io.BytesIO()
+    fig.savefig(png, format="png", dpi=80)
+    atomic_write_bytes(path, png.getvalue())
+    return Path(path)

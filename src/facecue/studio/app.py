@@ -161,19 +161,15 @@ def create_app(settings: StudioSettings) -> GuardMiddleware:
     async def css(request: Request) -> Response:
         return Response(caption_css(), media_type="text/css")
 
-    async def live_socket(ws: WebSocket) -> None:
-        if not guard.origin_ok(dict(ws.headers)):
-            await ws.close(code=1008, reason="cross-origin WebSocket refused")
-            return
-        await ws.accept()
-        await _live(ws, studio)
-
-    async def files_socket(ws: WebSocket) -> None:
-        if not guard.origin_ok(dict(ws.headers)):
-            await ws.close(code=1008, reason="cross-origin WebSocket refused")
-            return
-        await ws.accept()
-        await _files(ws, studio)
+    def same_origin_socket(session):
+        """A WebSocket endpoint that runs ``session`` only for the studio's own page."""
+        async def endpoint(ws: WebSocket) -> None:
+            if not guard.origin_ok(dict(ws.headers)):
+                await ws.close(code=1008, reason="cross-origin WebSocket refused")
+                return
+            await ws.accept()
+            await session(ws, studio)
+        return endpoint
 
     async def upload(request: Request) -> Response:
         if not guard.origin_ok(dict(request.headers)):
@@ -206,8 +202,8 @@ def create_app(settings: StudioSettings) -> GuardMiddleware:
         Route("/file", page("file.html")),
         Route("/captions.css", css),
         Mount("/static", StaticFiles(directory=STATIC), name="static"),
-        WebSocketRoute("/ws/live", live_socket),
-        WebSocketRoute("/ws/files", files_socket),
+        WebSocketRoute("/ws/live", same_origin_socket(_live)),
+        WebSocketRoute("/ws/files", same_origin_socket(_files)),
         Route("/upload/{cid}", upload, methods=["POST"]),
         Route("/live/{cid}/{name}", live_record),
         Route("/files/{cid}/{name}", job_file),
