@@ -58,7 +58,10 @@ def test_sessions_ask_for_exact_products_only_where_this_cpu_needs_them(monkeypa
     # on a VNNI CPU the test above passes without the option: this one guards the rule there
     monkeypatch.delenv(EXACT_INT8_ENV, raising=False)
     options = onnx_session(shipped_model_path("keypoints15")).get_session_options()
-    asked = options.get_session_config_entry("session.x64quantprecision") == "1"
+    try:
+        asked = options.get_session_config_entry("session.x64quantprecision") == "1"
+    except RuntimeError:  # onnxruntime's answer when the session was given no such entry
+        asked = False
     assert asked is not exact_int8()
 
 
