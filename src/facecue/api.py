@@ -37,10 +37,11 @@ from facecue.vision.detect import DEFAULT_DETECTOR
 Speech = Callable[[FrameResult], str | None]
 
 
-def _default_pipeline(labels: str, precision: str = "auto", detector: str = DEFAULT_DETECTOR
-                      ) -> Pipeline:
+def shared_pipeline(labels: str, precision: str = "auto", detector: str = DEFAULT_DETECTOR
+                    ) -> Pipeline:
     """The shipped models for ``labels`` in the build ``precision`` resolves to now (the
-    environment may change between calls) with ``detector``, loaded once per combination."""
+    environment may change between calls) with ``detector``, loaded once per combination and
+    shared by every caller that passes no pipeline of its own (the API, the studio)."""
     from facecue.vision.runtime import resolve_precision
 
     return _pipeline(labels, resolve_precision(precision), detector)
@@ -58,7 +59,7 @@ def analyze(image: np.ndarray | str | Path, labels: str = DEFAULT_LABELS,
     ``precision``: the build of the shipped models (``auto``, ``int8``, ``float32``);
     ``detector``: the face detector by name (``blazeface``, ``blazeface-short``, ``haar``:
     :func:`facecue.vision.detect.make_detector`)."""
-    return (pipeline or _default_pipeline(labels, precision, detector)).analyze(image)
+    return (pipeline or shared_pipeline(labels, precision, detector)).analyze(image)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -75,7 +76,7 @@ def analyze_files(paths: Iterable[str | Path], labels: str = DEFAULT_LABELS,
                   detector: str = DEFAULT_DETECTOR) -> Iterator[ImageFaces]:
     """Faces of each image file in ``paths`` (a folder stands for its images, sorted), one
     by one; a file that cannot be read gives its error and the rest go on."""
-    pipe = pipeline or _default_pipeline(labels, precision, detector)
+    pipe = pipeline or shared_pipeline(labels, precision, detector)
     for path in image_files(paths):
         try:
             yield ImageFaces(path=path, faces=pipe.analyze(path))
@@ -87,7 +88,7 @@ def stream(source: Source = 0, labels: str = DEFAULT_LABELS,
            pipeline: Pipeline | None = None, *, precision: str = "auto",
            detector: str = DEFAULT_DETECTOR) -> Iterator[FrameResult]:
     """Results frame by frame from a webcam index, video, URL, image(s) or array frames."""
-    for _, result in (pipeline or _default_pipeline(labels, precision, detector)
+    for _, result in (pipeline or shared_pipeline(labels, precision, detector)
                       ).stream(source):
         yield result
 
@@ -149,7 +150,7 @@ def run(source: Source, out: str | Path | None = None, *, jsonl: str | Path | No
     report's ``ended_early`` says why. ``precision`` picks the build of the shipped models
     and ``detector`` the face detector when no ``pipeline`` is given (as in :func:`analyze`).
     """
-    pipe = pipeline or _default_pipeline(labels, precision, detector)
+    pipe = pipeline or shared_pipeline(labels, precision, detector)
     src = open_source(source)  # fails before any output file is started
     try:
         targets = _sinks(out, jsonl, window, snapshot_every, src.fps, pipe.expression.labels)

@@ -33,7 +33,7 @@ from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from facecue.api import _default_pipeline
+from facecue.api import shared_pipeline
 from facecue.captions.cues import stylesheet
 from facecue.captions.sentences import ALIASES
 from facecue.labels import DEFAULT_LABELS
@@ -128,7 +128,7 @@ class Studio:
     def warm_up(self) -> None:
         """Load the default models and the recogniser now, so the first page is quick."""
         with suppress(OSError, RuntimeError, ValueError):
-            _default_pipeline(self.settings.labels)
+            shared_pipeline(self.settings.labels)
         with suppress(RuntimeError):
             self.transcriber()
 

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from facecue.api import _default_pipeline, run
+from facecue.api import run, shared_pipeline
 from facecue.captions.cues import write_captions
 from facecue.captions.fusion import fuse, with_baseline
 from facecue.labels import DEFAULT_LABELS
@@ -200,7 +200,7 @@ class FileJob:
         if has_audio:
             speech.start()
         self.state = "faces"
-        pipeline = _default_pipeline(self.labels)
+        pipeline = shared_pipeline(self.labels)
         collect = Collect(self)
         run(str(self.video), jsonl=self.folder / "faces.jsonl", pipeline=pipeline,
             sinks=[BrowserVideoSink(self.folder / "annotated.mp4", self.fps,

@@ -22,7 +22,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from facecue.api import _default_pipeline
+from facecue.api import shared_pipeline
 from facecue.captions.cues import make_cues, render_captions, to_vtt
 from facecue.captions.live import CaptionLine, LiveCaptioner
 from facecue.labels import DEFAULT_LABELS, LABEL_SETS
@@ -136,7 +136,7 @@ class LiveSession:
         self._lock = threading.Lock()  # frames and label changes, one at a time
         self._clock_lock = threading.Lock()  # audio must not wait for a frame's models
         self.labels = labels
-        self.stream = _default_pipeline(labels).stream([])
+        self.stream = shared_pipeline(labels).stream([])
         self.jsonl_path = folder / "faces.jsonl"
         self._jsonl = open(self.jsonl_path, "w", encoding="utf-8")  # noqa: SIM115 - closed in close()
         self._index = 0
@@ -151,7 +151,7 @@ class LiveSession:
         ModelNotFoundError (nothing changes) when facecue ships no model for it."""
         if labels not in LABEL_SETS:
             raise ValueError(f"unknown label set {labels!r}")
-        pipeline = _default_pipeline(labels)
+        pipeline = shared_pipeline(labels)
         with self._lock:
             self.stream = pipeline.stream([])
             self.labels = labels
